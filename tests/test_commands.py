@@ -1,0 +1,56 @@
+"""Every console command explains itself, and the unbuilt ones say so and fail."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sysconfig.get_path("scripts"))
+COMMANDS = ["aurora-desktop", "aurora-chat", "aurora-export", "aurora-train", "aurora-data", "aurora-eval"]
+
+
+def run(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_explains_the_command(command):
+    result = run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {command}")
+    assert len(result.stdout.split()) > 15  # a description, not just a usage line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["aurora-train", "run", "config.yaml"],
+        ["aurora-train", "estimate", "config.yaml"],
+        ["aurora-export", "gguf"],
+        ["aurora-eval", "model.gguf"],
+    ],
+)
+def test_unbuilt_features_say_so_and_exit_non_zero(argv):
+    result = run(*argv)
+    assert result.returncode == 3
+    assert "is not built yet" in result.stderr
+
+
+def test_tiny_base_command_writes_a_checkpoint(tmp_path):
+    result = run("aurora-train", "tiny-base", "--out", str(tmp_path / "kit"), "--layers", "1", "--experts", "2")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "kit" / "model.safetensors.index.json").is_file()
+    again = run("aurora-train", "tiny-base", "--out", str(tmp_path / "kit"))
+    assert again.returncode == 2
+    assert again.stderr.strip() == f"aurora-train: error: {tmp_path / 'kit'}: folder exists and is not empty; pass --force to replace it"
+
+
+def test_tiny_base_rejects_a_bad_shape_in_one_line(tmp_path):
+    result = run("aurora-train", "tiny-base", "--out", str(tmp_path / "kit"), "--top-k", "9")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "aurora-train: error: --top-k 9 cannot exceed --experts 4"
+    assert not (tmp_path / "kit").exists()
