@@ -1,0 +1,143 @@
+"""A PEFT LoRA adapter read from disk, and the one function for its weight delta.
+
+    W' = W + scale · B · A,   scale = alpha / r   (alpha / √r with use_rslora)
+
+accumulated in float32, for every target the adapter holds: the attention projections and every
+expert's w1/w2/w3. Merge, GGUF export and the tests all use `delta`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import Checkpoint
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+# base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight -> model.layers.0.self_attn.q_proj.weight
+PEFT_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
+
+
+class AdapterError(ValueError):
+    """An adapter that cannot be applied; the message names the file or tensor and what to do."""
+
+
+@dataclass
+class LoraAdapter:
+    """The adapter folder's config and its A/B matrices keyed by the base tensor name."""
+
+    folder: Path
+    r: int
+    alpha: float
+    use_rslora: bool
+    target_modules: list[str]
+    base_model: str | None
+    pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # name -> (A, B)
+    extra: dict = field(default_factory=dict)  # the rest of adapter_config.json and aurora provenance
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / math.sqrt(self.r) if self.use_rslora else self.alpha / self.r
+
+    def delta(self, name: str) -> torch.Tensor | None:
+        """scale · B · A in float32 for base tensor `name`, or None when the adapter does not touch it."""
+        if name not in self.pairs:
+            return None
+        a, b = self.pairs[name]
+        d = (b.float() @ a.float()) * self.scale
+        if not torch.isfinite(d).all():
+            raise AdapterError(f"{self.folder / ADAPTER_WEIGHTS}: {name} has NaN or inf in its LoRA delta; "
+                               "the adapter is corrupt")
+        return d
+
+
+def load_adapter(folder: str | Path) -> LoraAdapter:
+    folder = Path(folder)
+    cfg_path = folder / ADAPTER_CONFIG
+    if not cfg_path.is_file():
+        raise AdapterError(f"{cfg_path}: missing; pass --adapter the folder that training wrote")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise AdapterError(f"{cfg_path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
+    if cfg.get("peft_type", "LORA") != "LORA":
+        raise AdapterError(f"{cfg_path}: peft_type {cfg.get('peft_type')!r} is not LORA")
+    if cfg.get("rank_pattern") or cfg.get("alpha_pattern"):
+        raise AdapterError(f"{cfg_path}: rank_pattern/alpha_pattern are not supported; train with one r and alpha")
+    if cfg.get("use_dora"):
+        raise AdapterError(f"{cfg_path}: DoRA adapters are not supported; train a plain LoRA")
+    weights = folder / ADAPTER_WEIGHTS
+    if not weights.is_file():
+        raise AdapterError(f"{weights}: missing; the adapter folder is incomplete")
+    from safetensors.torch import load_file
+
+    try:
+        raw = load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types
+        raise AdapterError(f"{weights}: unreadable ({exc}); re-copy the adapter") from None
+    adapter = LoraAdapter(folder=folder, r=int(cfg["r"]), alpha=float(cfg["lora_alpha"]),
+                          use_rslora=bool(cfg.get("use_rslora", False)),
+                          target_modules=list(cfg.get("target_modules") or []),
+                          base_model=cfg.get("base_model_name_or_path"), extra=cfg)
+    halves: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in raw.items():
+        m = PEFT_KEY.match(key)
+        if not m:
+            raise AdapterError(f"{weights}: tensor {key} is not a LoRA A/B matrix; only plain LoRA is supported")
+        halves.setdefault(m["module"] + ".weight", {})[m["ab"]] = tensor
+    for name, ab in halves.items():
+        if set(ab) != {"A", "B"}:
+            raise AdapterError(f"{weights}: {name} has lora_{''.join(ab)} without its pair")
+        adapter.pairs[name] = (ab["A"], ab["B"])
+    if not adapter.pairs:
+        raise AdapterError(f"{weights}: holds no LoRA tensors")
+    meta = folder / "aurora_provenance.json"
+    if meta.is_file():
+        adapter.extra["aurora"] = json.loads(meta.read_text(encoding="utf-8"))
+    return adapter
+
+
+def check_against(adapter: LoraAdapter, base: Checkpoint) -> None:
+    """Every adapter tensor must name a base tensor and fit its shape; raise naming the first that does not."""
+    order = {name: i for i, name in enumerate(base.original_names())}
+    s = base.shape
+    for name in sorted(adapter.pairs, key=lambda n: order.get(n, -1)):  # report the first in model order
+        a, b = adapter.pairs[name]
+        if name not in order:
+            raise AdapterError(f"{adapter.folder / ADAPTER_WEIGHTS}: {name} is not a tensor of the base at "
+                               f"{base.folder}; the adapter was trained for another model")
+        out_dim, in_dim = _linear_shape(name, s)
+        if a.shape[1] != in_dim or b.shape[0] != out_dim or a.shape[0] != b.shape[1]:
+            raise AdapterError(
+                f"{adapter.folder / ADAPTER_WEIGHTS}: {name}: adapter A {tuple(a.shape)} and B {tuple(b.shape)} "
+                f"do not fit the base weight ({out_dim}, {in_dim}); the adapter was trained for another base")
+
+
+def _linear_shape(name: str, s) -> tuple[int, int]:
+    kv = s.num_kv_heads * s.head_dim
+    table = {
+        "q_proj": (s.num_heads * s.head_dim, s.hidden_size), "k_proj": (kv, s.hidden_size),
+        "v_proj": (kv, s.hidden_size), "o_proj": (s.hidden_size, s.num_heads * s.head_dim),
+        "w1": (s.intermediate_size, s.hidden_size), "w3": (s.intermediate_size, s.hidden_size),
+        "w2": (s.hidden_size, s.intermediate_size), "gate": (s.num_experts, s.hidden_size),
+        "lm_head": (s.vocab_size, s.hidden_size),
+    }
+    key = name.split(".")[-2]
+    if key not in table:
+        raise AdapterError(f"{name}: LoRA on this module is not supported by the export")
+    return table[key]
+
+
+def nf4_roundtrip(weight: torch.Tensor) -> torch.Tensor:
+    """The weight as the 4-bit base showed it during QLoRA training (NF4, double quant, block 64)."""
+    import bitsandbytes.functional as bnbf
+
+    w = weight.to(torch.bfloat16).contiguous()
+    q, state = bnbf.quantize_4bit(w, blocksize=64, quant_type="nf4", compress_statistics=True)
+    return bnbf.dequantize_4bit(q, state).to(torch.float32)

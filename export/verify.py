@@ -1,0 +1,137 @@
+"""Compare llama.cpp's logits on a GGUF with the Hugging Face model's on the same token ids.
+
+The reference is `MixtralForCausalLM` with the merged weights (base + adapter, via `Merger`), in
+float32. For each prompt both models see the same ids (the SentencePiece tokenizer's, with BOS);
+the report gives top-1 agreement over every position, the largest and mean absolute logit
+difference (also relative to the reference's logit range) and KL(reference ‖ GGUF). A tokenizer
+parity check compares llama.cpp's tokenization with SentencePiece's on the prompts.
+The Hugging Face reference holds the whole model in float32: use it on models that fit in RAM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+PROMPTS = [
+    "你好，请介绍一下你自己。",
+    "中国的首都是哪里？请用一句话回答。",
+    "把下面的句子翻译成英文：我爱我的祖国。",
+    "Explain mixture-of-experts models in two sentences.",
+    "Write a Python function that returns the sum of 1 to 100.",
+    "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。",
+]
+
+# Thresholds per GGUF type: least top-1 agreement, and largest |difference| / logit range.
+THRESHOLDS = {"f32": (1.0, 1e-3), "f16": (0.99, None), "bf16": (0.99, None)}
+QUANT_MIN_TOP1 = 0.5  # quantized files on a tiny random model: agreement is printed, this is a sanity floor
+
+
+@dataclass
+class VerifyReport:
+    file_type: str
+    positions: int = 0
+    top1: float = 0.0
+    max_abs: float = 0.0
+    mean_abs: float = 0.0
+    logit_range: float = 0.0
+    kl: float = 0.0
+    tokenizer_mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def rel_max(self) -> float:
+        return self.max_abs / self.logit_range if self.logit_range else float("inf")
+
+    def failures(self) -> list[str]:
+        top1_min, rel_max = THRESHOLDS.get(self.file_type, (QUANT_MIN_TOP1, None))
+        out = []
+        if self.top1 < top1_min:
+            out.append(f"top-1 agreement {self.top1:.4f} < {top1_min}")
+        if rel_max is not None and self.rel_max > rel_max:
+            out.append(f"max |diff| / range {self.rel_max:.2e} > {rel_max:.0e}")
+        if self.tokenizer_mismatches:
+            out.append(f"tokenizer differs on {len(self.tokenizer_mismatches)} prompt(s)")
+        return out
+
+    def table(self) -> str:
+        return "\n".join([
+            "| type | positions | top-1 | max abs | mean abs | max/range | KL | tokenizer |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+            f"| {self.file_type} | {self.positions} | {self.top1:.4f} | {self.max_abs:.3e} | {self.mean_abs:.3e} "
+            f"| {self.rel_max:.2e} | {self.kl:.2e} | "
+            f"{'same' if not self.tokenizer_mismatches else f'{len(self.tokenizer_mismatches)} differ'} |",
+        ])
+
+
+def reference_model(base_dir: Path, adapter_dir: Path | None, onto: str = "base"):
+    """MixtralForCausalLM holding the merged weights in float32."""
+    import torch
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    from .checkpoint import Checkpoint
+    from .lora import load_adapter
+    from .merge import Merger
+
+    base = Checkpoint(base_dir)
+    merger = Merger(base, load_adapter(adapter_dir) if adapter_dir else None, onto)
+    config = MixtralConfig(**{k: v for k, v in base.config.items() if k not in ("architectures",)})
+    model = MixtralForCausalLM(config).float().eval()
+    with torch.no_grad():
+        params = dict(model.named_parameters())
+        for name in base.original_names():
+            params[name].copy_(merger.tensor(name))
+    return model
+
+
+def file_type_of(path: Path) -> str:
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    ftype = int(reader.fields["general.file_type"].parts[-1][0])
+    return gguf.LlamaFileType(ftype).name.replace("MOSTLY_", "").replace("ALL_", "").lower()
+
+
+def verify(gguf_path: Path, base_dir: Path, adapter_dir: Path | None = None, prompts: list[str] | None = None,
+           onto: str = "base", threads: int | None = None) -> VerifyReport:
+    import sentencepiece as spm
+    import torch
+    from llama_cpp import GGML_TYPE_F32, Llama
+
+    prompts = prompts or PROMPTS
+    sp = spm.SentencePieceProcessor(model_file=str(Path(base_dir) / "tokenizer.model"))
+    report = VerifyReport(file_type_of(gguf_path))
+    ids_list = [[sp.bos_id()] + sp.encode(p) for p in prompts]
+    n_ctx = max(len(x) for x in ids_list) + 8
+    # An F32 KV cache, so that the comparison measures the weights and not llama.cpp's F16 cache.
+    llm = Llama(str(gguf_path), n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=threads,
+                type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32)
+    model = reference_model(Path(base_dir), adapter_dir, onto)
+    diffs, agree, kls, lo, hi = [], 0, [], np.inf, -np.inf
+    for prompt, ids in zip(prompts, ids_list):
+        if llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False) != ids:
+            report.tokenizer_mismatches.append(prompt)
+        llm.reset()
+        llm.eval(ids)
+        got = np.asarray(llm.scores[: len(ids)], dtype=np.float64)
+        with torch.no_grad():
+            ref = model(torch.tensor([ids])).logits[0].double().numpy()
+        diffs.append(np.abs(got - ref).ravel())
+        agree += int((got.argmax(-1) == ref.argmax(-1)).sum())
+        lo, hi = min(lo, ref.min()), max(hi, ref.max())
+        p = _log_softmax(ref)
+        q = _log_softmax(got)
+        kls.append((np.exp(p) * (p - q)).sum(-1))
+        report.positions += len(ids)
+    d = np.concatenate(diffs)
+    report.top1 = agree / report.positions
+    report.max_abs, report.mean_abs = float(d.max()), float(d.mean())
+    report.logit_range = float(hi - lo)
+    report.kl = float(np.concatenate(kls).mean())
+    return report
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
