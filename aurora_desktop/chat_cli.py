@@ -1,27 +1,224 @@
-"""`aurora-chat`: offline multi-turn chat in the terminal (not built yet)."""
+"""`aurora-chat`: offline multi-turn chat with a GGUF model in the terminal.
+
+    aurora-chat aurora-q4_k_m.gguf                  interactive, streaming
+    aurora-chat model.gguf --prompt "你好"           one answer, then exit
+    echo "你好" | aurora-chat model.gguf --json      piped: one answer as JSON
+
+In the REPL, Ctrl-C stops the answer being written (not the program); Ctrl-D or /exit quits.
+Nothing here opens a network connection.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
+from pathlib import Path
 
-from . import not_built
+from .conversation import Conversation
+from .engine import ChatEngine, ContextFullError, EngineConfig, SamplingSettings
+from .gguf_check import ModelCheckError
+
+HELP = """commands:
+  /help              this list
+  /system TEXT       set the system prompt (empty TEXT clears it); the conversation starts over
+  /reset             forget the conversation (the system prompt stays)
+  /regen             write the last answer again
+  /save FILE         save the conversation as JSON
+  /load FILE         load a conversation saved with /save
+  /set key=value     sampling: temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed
+  /exit              quit (Ctrl-D too)
+Ctrl-C stops the answer being written."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    p = argparse.ArgumentParser(
         prog="aurora-chat",
-        description="Chat with a GGUF model in the terminal, offline, through llama.cpp. "
-        "Not built yet (issue #6).",
+        description="Chat with a GGUF model in the terminal, offline, through llama.cpp: streaming answers, "
+        "multi-turn memory (the KV cache is reused, so a follow-up costs only its new tokens), the model's own "
+        "chat template. With --prompt or piped stdin it prints one answer and exits.",
+        epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", help="GGUF model file")
-    parser.add_argument("--prompt", help="answer one prompt and exit")
-    return parser
+    p.add_argument("model", help="GGUF model file (from aurora-export gguf)")
+    p.add_argument("--prompt", help="answer this one message and exit")
+    p.add_argument("--json", action="store_true", help="with --prompt or piped stdin: print the answer as JSON")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--lora", help="GGUF LoRA adapter to apply at load time")
+    p.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads")
+    p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to a GPU (-1: all)")
+    d = SamplingSettings()
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--top-p", type=float, default=d.top_p)
+    p.add_argument("--top-k", type=int, default=d.top_k)
+    p.add_argument("--min-p", type=float, default=d.min_p)
+    p.add_argument("--repeat-penalty", type=float, default=d.repeat_penalty)
+    p.add_argument("--max-tokens", type=int, default=d.max_tokens)
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
+    return p
+
+
+class Repl:
+    def __init__(self, engine: ChatEngine, conversation: Conversation, settings: SamplingSettings,
+                 out=sys.stdout) -> None:
+        self.engine, self.conv, self.settings, self.out = engine, conversation, settings, out
+
+    def answer(self) -> str:
+        """Stream the answer to the last user message; Ctrl-C stops it and keeps what was written."""
+        previous = signal.signal(signal.SIGINT, lambda *_: self.engine.cancel())
+        try:
+            for piece in self.engine.stream(self.conv, self.settings):
+                self.out.write(piece)
+                self.out.flush()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        gen = self.engine.last
+        if gen.stop_reason == "cancelled":
+            self.out.write(" [stopped]")
+        self.out.write("\n")
+        if gen.dropped_turns:
+            self.out.write(f"(the conversation outgrew the context: the oldest {gen.dropped_turns} messages "
+                           "were left out; the system prompt was kept)\n")
+        self.conv.add_assistant(gen.text, gen.reusable_ids)
+        return gen.text
+
+    def command(self, line: str) -> bool:
+        """Run a /command; returns False to quit."""
+        name, _, arg = line[1:].partition(" ")
+        arg = arg.strip()
+        if name in ("exit", "quit"):
+            return False
+        if name == "help":
+            print(HELP, file=self.out)
+        elif name == "system":
+            self.conv.system = arg or None
+            self.conv.reset()
+            print("system prompt " + ("set" if arg else "cleared") + "; the conversation starts over", file=self.out)
+        elif name == "reset":
+            self.conv.reset()
+            print("conversation cleared", file=self.out)
+        elif name == "regen":
+            if self.conv.pop_answer() is None:
+                print("nothing to write again yet", file=self.out)
+            else:
+                self.answer()
+        elif name == "save":
+            if not arg:
+                print("usage: /save FILE", file=self.out)
+            else:
+                self.conv.save(arg)
+                print(f"saved to {arg}", file=self.out)
+        elif name == "load":
+            try:
+                self.conv = Conversation.load(arg)
+                print(f"loaded {len(self.conv.messages)} messages from {arg}", file=self.out)
+            except (OSError, ValueError) as exc:
+                print(f"cannot load: {exc}", file=self.out)
+        elif name == "set":
+            key, _, value = arg.partition("=")
+            try:
+                self.settings.set(key.strip(), value.strip())
+                print(f"{key.strip()} = {getattr(self.settings, key.strip())}", file=self.out)
+            except ValueError as exc:
+                print(f"cannot set: {exc}", file=self.out)
+        else:
+            print(f"unknown command /{name}; /help lists them", file=self.out)
+        return True
+
+    def run(self) -> int:
+        _readline_history()
+        print(f"aurora-chat: {self.engine.info.name} ({self.engine.info.architecture}, "
+              f"{self.engine.info.file_size / 2**30:.1f} GiB). /help for commands, Ctrl-D to quit.", file=self.out)
+        for w in self.engine.warnings:
+            print(f"note: {w}", file=self.out)
+        while True:
+            try:
+                line = input(">>> ")
+            except EOFError:
+                print(file=self.out)
+                return 0
+            except KeyboardInterrupt:
+                print("\n(Ctrl-D or /exit quits)", file=self.out)
+                continue
+            if not line.strip():
+                continue
+            if line.startswith("/"):
+                if not self.command(line.strip()):
+                    return 0
+                continue
+            if self.conv.messages and self.conv.messages[-1].role == "user":
+                self.conv.messages.pop()  # an earlier turn that failed
+            self.conv.add_user(line)
+            try:
+                self.answer()
+            except ContextFullError as exc:
+                self.conv.messages.pop()
+                print(f"cannot answer: {exc}", file=self.out)
+
+
+def _readline_history() -> None:
+    """Line editing and history for the REPL (also for Chinese input), where readline exists."""
+    try:
+        import atexit
+        import readline
+    except ImportError:
+        return
+    path = Path.home() / ".aurora_chat_history"
+    try:
+        readline.read_history_file(path)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+    atexit.register(lambda: _save_history(readline, path))
+
+
+def _save_history(readline, path: Path) -> None:
+    try:
+        readline.write_history_file(path)
+    except OSError:
+        pass
+
+
+def one_shot(engine: ChatEngine, conv: Conversation, settings: SamplingSettings, prompt: str, as_json: bool) -> int:
+    conv.add_user(prompt)
+    if as_json:
+        text = "".join(engine.stream(conv, settings))
+        g = engine.last
+        print(json.dumps({"answer": text, "stop_reason": g.stop_reason, "prompt_tokens": g.prompt_tokens,
+                          "completion_tokens": g.completion_tokens, "dropped_turns": g.dropped_turns},
+                         ensure_ascii=False))
+    else:
+        Repl(engine, conv, settings).answer()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    return not_built("aurora-chat", "the chat REPL", 6)
+    args = build_parser().parse_args(argv)
+    settings = SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
+                                repeat_penalty=args.repeat_penalty, max_tokens=args.max_tokens, seed=args.seed)
+    try:
+        engine = ChatEngine(args.model, EngineConfig(n_ctx=args.ctx, n_threads=args.threads,
+                                                     n_gpu_layers=args.gpu_layers, lora_path=args.lora))
+    except ModelCheckError as exc:
+        print(f"aurora-chat: error: {exc}", file=sys.stderr)
+        return 2
+    conv = Conversation(system=args.system)
+    try:
+        if args.prompt is not None:
+            return one_shot(engine, conv, settings, args.prompt, args.json)
+        if not sys.stdin.isatty():
+            prompt = sys.stdin.read().strip()
+            if not prompt:
+                print("aurora-chat: error: stdin was empty; pipe a message or use --prompt", file=sys.stderr)
+                return 2
+            return one_shot(engine, conv, settings, prompt, args.json)
+        return Repl(engine, conv, settings).run()
+    except ContextFullError as exc:
+        print(f"aurora-chat: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.close()
 
 
 if __name__ == "__main__":

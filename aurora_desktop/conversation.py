@@ -1,0 +1,78 @@
+"""A multi-turn conversation: a system prompt and alternating user/assistant messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Message:
+    role: str  # "user" or "assistant"
+    content: str
+    token_ids: list[int] | None = field(default=None, compare=False, repr=False)
+    """For an answer the engine wrote: the ids it sampled, so the next turn reuses them from the KV cache."""
+
+
+@dataclass
+class Conversation:
+    system: str | None = None
+    messages: list[Message] = field(default_factory=list)
+
+    def add_user(self, text: str) -> None:
+        if self.messages and self.messages[-1].role == "user":
+            raise ValueError("the last message is already a user message; answer it first")
+        self.messages.append(Message("user", text))
+
+    def add_assistant(self, text: str, token_ids: list[int] | None = None) -> None:
+        if not self.messages or self.messages[-1].role != "user":
+            raise ValueError("an assistant message must follow a user message")
+        self.messages.append(Message("assistant", text, token_ids))
+
+    def pop_answer(self) -> Message | None:
+        """Remove and return the last assistant message (for regenerating it)."""
+        if self.messages and self.messages[-1].role == "assistant":
+            return self.messages.pop()
+        return None
+
+    def reset(self) -> None:
+        self.messages.clear()
+
+    def as_messages(self) -> list[dict]:
+        """OpenAI-style messages, system first: what a chat template renders."""
+        out = [{"role": "system", "content": self.system}] if self.system else []
+        return out + [{"role": m.role, "content": m.content} for m in self.messages]
+
+    def to_json(self) -> dict:
+        return {"system": self.system, "messages": [{"role": m.role, "content": m.content} for m in self.messages]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Conversation":
+        conv = cls(system=data.get("system"))
+        for m in data.get("messages", []):
+            if m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
+                raise ValueError(f"message {m!r} is not a user or assistant message with text content")
+            conv.messages.append(Message(m["role"], m["content"]))
+        return conv
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON through a temporary file, so a crash never leaves half a file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
+                                         delete=False) as f:
+            json.dump(self.to_json(), f, ensure_ascii=False, indent=2)
+        os.replace(f.name, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Conversation":
+        path = Path(path)
+        try:
+            return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{exc.lineno}:{exc.colno}: not a saved conversation ({exc.msg})") from None
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None

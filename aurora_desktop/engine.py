@@ -1,0 +1,281 @@
+"""The chat engine: one GGUF, one conversation at a time, tokens streamed as text.
+
+    engine = ChatEngine("aurora-q4_k_m.gguf")
+    conv = Conversation(system="你是一个乐于助人的助手。")
+    conv.add_user("你好")
+    for piece in engine.stream(conv):      # text pieces, never half a UTF-8 character
+        print(piece, end="")
+    conv.add_assistant(engine.last.text)
+
+From keystroke to token: `stream` renders the conversation with the GGUF's own chat template
+(sandboxed, `chat_template.py`), tokenizes it fragment by fragment exactly as training did, drops the
+oldest turns if the conversation no longer fits the context (never the system prompt), evaluates
+only the tokens that are not already in llama.cpp's KV cache, then samples token by token until
+EOS, a stop string, `max_tokens` or `cancel()`.
+
+`Llama` is not thread-safe: one thread streams; any thread may call `cancel()`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .chat_template import BOS, BUILTIN_TEMPLATE, ChatTemplate, ChatTemplateError, probe
+from .conversation import Conversation
+from .gguf_check import ModelInfo, check_gguf
+
+
+@dataclass
+class EngineConfig:
+    """How llama.cpp loads the model."""
+
+    n_ctx: int = 4096
+    """Context size in tokens (0: the model's own)."""
+    n_threads: int | None = None
+    """CPU threads (default: llama.cpp's choice)."""
+    n_gpu_layers: int = 0
+    """Layers offloaded to a GPU, if llama.cpp was built with one (-1: all)."""
+    n_batch: int = 512
+    """Prompt tokens evaluated per step (cancellation is checked between steps)."""
+    seed: int = 0xFFFFFFFF
+    """Sampling seed (0xFFFFFFFF: random)."""
+    lora_path: str | None = None
+    """Optional GGUF LoRA adapter applied at load time."""
+
+
+@dataclass
+class SamplingSettings:
+    """How each answer is sampled."""
+
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 512
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
+
+    def set(self, key: str, value: str) -> None:
+        """Set one field from text (`/set temperature=0.2`), with a message naming the key on error."""
+        if key not in self.KEYS:
+            raise ValueError(f"unknown setting {key!r}; choose from {', '.join(self.KEYS)}")
+        kind = int if key in ("top_k", "max_tokens", "seed") else float
+        try:
+            setattr(self, key, None if key == "seed" and value in ("none", "") else kind(value))
+        except ValueError:
+            raise ValueError(f"{key}={value!r}: expected a {kind.__name__}") from None
+
+
+@dataclass
+class Generation:
+    """What the last `stream` did."""
+
+    text: str = ""
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    completion_tokens: int = 0
+    dropped_turns: int = 0
+    stop_reason: str = ""  # "eos", "stop", "length", "cancelled"
+    time_to_first_token: float = 0.0
+    seconds: float = 0.0
+    token_ids: list[int] = field(default_factory=list)
+
+    @property
+    def reusable_ids(self) -> list[int] | None:
+        """The sampled ids, when they spell exactly `text` (not after a stop string cut it)."""
+        return None if self.stop_reason == "stop" else list(self.token_ids)
+
+    @property
+    def tokens_per_second(self) -> float:
+        gen = self.seconds - self.time_to_first_token
+        return (self.completion_tokens - 1) / gen if gen > 0 and self.completion_tokens > 1 else 0.0
+
+
+class ContextFullError(ValueError):
+    pass
+
+
+class Utf8Stream:
+    """Bytes in, whole characters out: a multi-byte character split across tokens waits for its rest."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, data: bytes) -> str:
+        return self._decoder.decode(data)
+
+    def flush(self) -> str:
+        return self._decoder.decode(b"", final=True)
+
+
+class ChatEngine:
+    def __init__(self, model_path: str | Path, config: EngineConfig | None = None) -> None:
+        from llama_cpp import Llama
+
+        self.config = config or EngineConfig()
+        self.info: ModelInfo = check_gguf(model_path, n_ctx=self.config.n_ctx or 4096)
+        self.warnings: list[str] = []
+        self.template = self._load_template(self.info.chat_template)
+        self.llm = Llama(str(self.info.path), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
+                         n_gpu_layers=self.config.n_gpu_layers, n_batch=self.config.n_batch,
+                         seed=self.config.seed, lora_path=self.config.lora_path, verbose=False)
+        self.bos, self.eos = self.llm.token_bos(), self.llm.token_eos()
+        self._cancel = threading.Event()
+        self.last = Generation()
+
+    def _load_template(self, source: str | None) -> ChatTemplate:
+        if not source:
+            self.warnings.append("the model carries no chat template; using the built-in Mixtral-Instruct format")
+            return ChatTemplate(BUILTIN_TEMPLATE)
+        try:
+            template = ChatTemplate(source)
+            probe(template)
+            return template
+        except ChatTemplateError as exc:
+            self.warnings.append(f"the model's chat template was refused ({exc}); "
+                                 "using the built-in Mixtral-Instruct format")
+            return ChatTemplate(BUILTIN_TEMPLATE)
+
+    # -- formatting -------------------------------------------------------------------------------
+
+    def prompt_tokens(self, conversation: Conversation) -> list[int]:
+        """Token ids of the conversation as the model sees it, ready for the next answer.
+
+        Text is tokenized fragment by fragment exactly as training formatted it. An answer this
+        engine wrote keeps the ids it sampled, which are already in the KV cache, so the next turn
+        evaluates only its new tokens.
+        """
+        offset = 1 if conversation.system else 0
+        opaque = {i + offset: m.token_ids for i, m in enumerate(conversation.messages)
+                  if m.role == "assistant" and m.token_ids is not None}
+        ids: list[int] = []
+        for piece in self.template.render(conversation.as_messages(), opaque=opaque):
+            if isinstance(piece, list):
+                ids += piece
+            elif isinstance(piece, int):
+                ids.append(self.bos if piece == BOS else self.eos)
+            else:
+                ids += self.llm.tokenize(piece.encode("utf-8"), add_bos=False, special=False)
+        return ids
+
+    def fit(self, conversation: Conversation, max_tokens: int) -> tuple[list[int], int]:
+        """Prompt ids that leave room for `max_tokens`, dropping the oldest turns (never the system prompt)."""
+        n_ctx = self.llm.n_ctx()
+        messages = list(conversation.messages)
+        dropped = 0
+        while True:
+            trimmed = Conversation(system=conversation.system, messages=messages)
+            ids = self.prompt_tokens(trimmed)
+            if len(ids) + max_tokens <= n_ctx or len(messages) <= 1:
+                break
+            messages = messages[2:]
+            dropped += 2
+        if len(ids) >= n_ctx:
+            raise ContextFullError(f"the message is {len(ids):,} tokens, more than the context of {n_ctx:,}; "
+                                   "shorten it or load the model with a larger context")
+        return ids, dropped
+
+    # -- generation -------------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the answer being streamed (from any thread); the engine is ready for the next turn."""
+        self._cancel.set()
+
+    def stream(self, conversation: Conversation, settings: SamplingSettings | None = None) -> Iterator[str]:
+        """Text pieces of the next assistant answer to `conversation` (whose last message is the user's)."""
+        s = settings or SamplingSettings()
+        self._cancel.clear()
+        start = time.perf_counter()
+        ids, dropped = self.fit(conversation, min(s.max_tokens, max(16, self.llm.n_ctx() // 2)))
+        gen = self.last = Generation(prompt_tokens=len(ids), dropped_turns=dropped)
+        gen.reused_tokens = self._evaluate_prompt(ids)
+        if self._cancel.is_set():
+            gen.stop_reason, gen.seconds = "cancelled", time.perf_counter() - start
+            return
+        if s.seed is not None:
+            self.llm.set_seed(s.seed)
+        utf8 = Utf8Stream()
+        pending = ""  # text held back while it could be the start of a stop string
+        budget = min(s.max_tokens, self.llm.n_ctx() - len(ids))
+        gen.stop_reason = "length"
+        tokens = self.llm.generate(ids, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p, temp=s.temperature,
+                                   repeat_penalty=s.repeat_penalty, reset=True)
+        try:
+            for token in tokens:
+                if gen.completion_tokens == 0:
+                    gen.time_to_first_token = time.perf_counter() - start
+                if token == self.eos:
+                    gen.stop_reason = "eos"
+                    break
+                gen.completion_tokens += 1
+                gen.token_ids.append(token)
+                pending += utf8.push(self.llm.detokenize([token]))
+                out, pending, hit = _split_stop(pending, s.stop)
+                if out:
+                    gen.text += out
+                    yield out
+                if hit:
+                    gen.stop_reason = "stop"
+                    break
+                if self._cancel.is_set():
+                    gen.stop_reason = "cancelled"
+                    break
+                if gen.completion_tokens >= budget:
+                    break
+        finally:
+            tokens.close()
+            gen.seconds = time.perf_counter() - start
+        if gen.stop_reason != "stop":
+            tail = pending + utf8.flush()
+            if tail:
+                gen.text += tail
+                yield tail
+
+    def _evaluate_prompt(self, ids: list[int]) -> int:
+        """Evaluate what the KV cache does not hold yet, in steps that `cancel()` can interrupt."""
+        llm = self.llm
+        cached = llm.input_ids[: llm.n_tokens].tolist()
+        reuse = 0
+        for a, b in zip(cached, ids):
+            if a != b:
+                break
+            reuse += 1
+        reuse = min(reuse, len(ids) - 1)  # the last prompt token is always evaluated, for fresh logits
+        llm.n_tokens = reuse
+        step = self.config.n_batch
+        for i in range(reuse, len(ids), step):
+            if self._cancel.is_set():
+                break
+            llm.eval(ids[i: i + step])
+        return reuse
+
+    def close(self) -> None:
+        """Free llama.cpp's model and context now (switching models must not keep the old one in memory)."""
+        if getattr(self, "llm", None) is not None:
+            self.llm.close()
+            self.llm = None
+
+
+def _split_stop(text: str, stops: tuple[str, ...]) -> tuple[str, str, bool]:
+    """(text safe to show, text held back, stop string found)."""
+    if not stops:
+        return text, "", False
+    for stop in stops:
+        i = text.find(stop)
+        if i >= 0:
+            return text[:i], "", True
+    hold = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:k]):
+                hold = max(hold, k)
+                break
+    return text[: len(text) - hold], text[len(text) - hold:], False
