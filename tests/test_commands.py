@@ -30,7 +30,6 @@ def test_help_explains_the_command(command):
     [
         ["aurora-train", "run", "config.yaml"],
         ["aurora-train", "estimate", "config.yaml"],
-        ["aurora-export", "gguf"],
         ["aurora-eval", "model.gguf"],
     ],
 )
