@@ -140,11 +140,14 @@ def _random_state_dict(cfg: TinyBaseConfig, vocab_size: int) -> dict:
     config = _mixtral_config(cfg, vocab_size)
     torch.manual_seed(cfg.seed)
     model = MixtralForCausalLM(config)
-    # Norm weights of exactly 1.0 would hide a norm that an exporter forgot; perturb them.
     with torch.no_grad():
+        # Norm weights of exactly 1.0 would hide a norm that an exporter forgot; perturb them.
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
                 p.add_(0.1 * torch.randn_like(p))
+        # Rows of norm 2 (as in trained models, where logits spread over several units): with the
+        # default std of 0.02 a small model's logits could never leave +-1, and nothing could learn.
+        model.lm_head.weight.normal_(0.0, 2.0 / cfg.hidden ** 0.5)
     dtype = getattr(torch, cfg.dtype)
     return {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
 

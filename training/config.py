@@ -1,0 +1,183 @@
+"""The training config: a dataclass whose defaults are the Aurora paper's recipe.
+
+Loaded from YAML (`aurora-train run CONFIG.yaml key=value ...`); an unknown key is an error that
+names it and the closest known key, and every value is checked before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the key (and file) and what to do."""
+
+
+@dataclass
+class TrainConfig:
+    """QLoRA fine-tuning of Mixtral-8x7B-Instruct (defaults: the Aurora paper)."""
+
+    base: str = ""
+    """Hugging Face Mixtral checkpoint folder."""
+    data: str = ""
+    """train.jsonl written by aurora-data (or its folder)."""
+    out: str = "runs/aurora"
+    """Run folder: checkpoints, the final adapter, metrics."""
+
+    # -- the 4-bit base
+    load_in_4bit: bool = True
+    """Hold the base in bitsandbytes NF4 (QLoRA); false trains on the 16/32-bit base (CPU DDP tests)."""
+    double_quant: bool = True
+    """Quantize the quantization constants too (QLoRA's double quantisation)."""
+    compute_dtype: str = "bfloat16"
+    """dtype of the 4-bit layers' matmuls and of the LoRA weights: bfloat16, float16 or float32."""
+
+    # -- LoRA
+    lora_r: int = 8
+    """LoRA rank."""
+    lora_alpha: float = 16.0
+    """LoRA alpha; the update is scaled by alpha / r (alpha / sqrt(r) with use_rslora)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA input."""
+    use_rslora: bool = False
+    """Rank-stabilised LoRA scaling."""
+    target_modules: list = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3"])
+    """Modules that get LoRA: attention q/k/v/o and every expert's w1/w2/w3."""
+    train_router: bool = False
+    """Also train the router (block_sparse_moe.gate) in full precision; frozen by default."""
+    router_aux_loss_coef: float = 0.0
+    """Weight of Mixtral's load-balancing loss (0: off; the paper does not use it)."""
+
+    # -- optimisation
+    optimizer: str = "paged_adamw_8bit"
+    """paged_adamw_8bit (paper: 4/8-bit optimizer states), adamw_8bit, paged_adamw or adamw."""
+    learning_rate: float = 5e-5
+    """Peak learning rate."""
+    lr_scheduler: str = "cosine"
+    """cosine or constant (after warm-up)."""
+    warmup_ratio: float = 0.03
+    """Share of the optimizer steps spent warming up linearly."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping (0: off)."""
+    epochs: int = 3
+    """Passes over the data."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0: run all epochs)."""
+    batch_size: int = 2
+    """Conversations per micro-batch, per process."""
+    grad_accum: int = 4
+    """Micro-batches per optimizer step."""
+    cutoff_len: int = 1024
+    """Longest example in tokens; longer conversations keep their leading whole turns."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass (less memory, ~30 % more compute)."""
+    save_every: int = 1000
+    """Save a resumable checkpoint every this many optimizer steps."""
+    keep_checkpoints: int = 3
+    """Newest checkpoints kept (older ones are deleted)."""
+    log_every: int = 10
+    """Write a metrics line every this many optimizer steps."""
+    seed: int = 42
+    """Seed for data order, LoRA initialisation and dropout."""
+
+    def validate(self) -> None:
+        checks = [
+            (self.lora_r >= 1, "lora_r must be at least 1"),
+            (self.lora_alpha > 0, "lora_alpha must be positive"),
+            (0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1)"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be at least 1"),
+            (self.save_every >= 1 and self.log_every >= 1, "save_every and log_every must be at least 1"),
+            (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
+            (self.lr_scheduler in ("cosine", "constant"), "lr_scheduler must be cosine or constant"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.compute_dtype in ("bfloat16", "float16", "float32"), "compute_dtype must be bfloat16, float16 or float32"),
+            (bool(self.target_modules), "target_modules must name at least one module"),
+            (bool(self.base), "base: set the Mixtral checkpoint folder"),
+            (bool(self.data), "data: set the train.jsonl from aurora-data"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(asdict(self), sort_keys=False, allow_unicode=True)
+
+
+OPTIMIZERS = ("paged_adamw_8bit", "adamw_8bit", "paged_adamw", "adamw")
+
+
+def _coerce(name: str, value, default):
+    kind = type(default)
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            if value.lower() in ("true", "1", "yes"):
+                return True
+            if value.lower() in ("false", "0", "no"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    if isinstance(default, list):
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            return value
+        raise ConfigError(f"{name}: expected a list, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a {kind.__name__}, got {value!r}") from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), validate: bool = True) -> TrainConfig:
+    """TrainConfig from a YAML file plus `key=value` overrides; unknown keys are errors."""
+    known = {f.name: f for f in fields(TrainConfig)}
+    defaults = TrainConfig()
+    values: dict = {}
+    source = "overrides"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of keys to values")
+        values.update(loaded)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r}: write key=value")
+        values[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    resolved = {}
+    for key, value in values.items():
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            raise ConfigError(f"{source}: unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        resolved[key] = _coerce(key, value, getattr(defaults, key))
+    cfg = TrainConfig(**resolved)
+    overridden = {o.split("=", 1)[0].strip() for o in overrides}
+    if path is not None:  # relative paths written in a config file are relative to that file
+        for key in ("base", "data", "out"):
+            v = getattr(cfg, key)
+            if v and key not in overridden and not Path(v).is_absolute():
+                setattr(cfg, key, str((path.parent / v).resolve()))
+    if validate:
+        cfg.validate()
+    return cfg
+
+
+def config_json(cfg: TrainConfig) -> str:
+    return json.dumps(asdict(cfg), indent=2, ensure_ascii=False)

@@ -1,0 +1,71 @@
+"""The QLoRA model: Mixtral with every attention and expert projection in bitsandbytes NF4, plus LoRA.
+
+transformers 4.57 keeps Mixtral's experts as per-expert `nn.Linear` (`block_sparse_moe.experts.E.w1`),
+which bitsandbytes replaces with `Linear4bit`; transformers 5.x fuses them into 3-D parameters that stay
+in 16-bit (about 90 GB for Mixtral-8x7B). `quantized_share` measures which one you got, and training
+refuses to start a 4-bit run whose experts are not 4-bit.
+"""
+
+from __future__ import annotations
+
+import torch
+
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3")
+NOT_QUANTIZED = ["gate", "lm_head"]  # the router stays in 16-bit: tiny, and exported from the 16-bit base
+
+
+class QuantizationError(RuntimeError):
+    pass
+
+
+def quantized_share(model: torch.nn.Module) -> float:
+    """Share of the attention and expert projection parameters held as bitsandbytes 4-bit."""
+    import bitsandbytes as bnb
+
+    total = quantized = 0
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in PROJECTIONS and isinstance(module, torch.nn.Linear):
+            n = module.in_features * module.out_features
+            total += n
+            if isinstance(module, bnb.nn.Linear4bit):
+                quantized += n
+        elif leaf == "experts" and not isinstance(module, torch.nn.ModuleList):
+            # transformers 5.x: fused expert parameters, never bitsandbytes layers
+            total += sum(p.numel() for p in module.parameters(recurse=False))
+    return quantized / total if total else 0.0
+
+
+def load_model(cfg, device: str | torch.device = "cpu"):
+    """The base (4-bit when cfg.load_in_4bit) wrapped with LoRA, ready to train."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    compute = getattr(torch, cfg.compute_dtype)
+    kwargs = {"dtype": compute if cfg.load_in_4bit else torch.float32, "device_map": {"": device}}
+    if cfg.load_in_4bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=cfg.double_quant,
+            bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=NOT_QUANTIZED)
+    model = AutoModelForCausalLM.from_pretrained(cfg.base, **kwargs)
+    if cfg.load_in_4bit:
+        share = quantized_share(model)
+        if share < 0.99:
+            raise QuantizationError(
+                f"{cfg.base}: only {share:.1%} of the attention and expert projections loaded in 4-bit; with "
+                "transformers 5.x Mixtral's fused experts stay 16-bit. Install transformers>=4.57,<5")
+    if cfg.router_aux_loss_coef > 0:
+        model.config.output_router_logits = True
+        model.config.router_aux_loss_coef = cfg.router_aux_loss_coef
+    model.config.use_cache = False
+    if cfg.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    torch.manual_seed(cfg.seed)  # LoRA A initialisation
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.target_modules), use_rslora=cfg.use_rslora, bias="none",
+                      modules_to_save=["gate"] if cfg.train_router else None, task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
