@@ -28,9 +28,8 @@ def test_help_explains_the_command(command):
 @pytest.mark.parametrize(
     "argv",
     [
-        ["aurora-train", "run", "config.yaml"],
-        ["aurora-train", "estimate", "config.yaml"],
         ["aurora-eval", "model.gguf"],
+        ["aurora-desktop"],
     ],
 )
 def test_unbuilt_features_say_so_and_exit_non_zero(argv):

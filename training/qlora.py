@@ -24,7 +24,8 @@ def quantized_share(model: torch.nn.Module) -> float:
 
     total = quantized = 0
     for name, module in model.named_modules():
-        leaf = name.rsplit(".", 1)[-1]
+        parts = name.split(".")
+        leaf = parts[-2] if parts[-1] == "base_layer" and len(parts) > 1 else parts[-1]  # peft wraps the layer
         if leaf in PROJECTIONS and isinstance(module, torch.nn.Linear):
             n = module.in_features * module.out_features
             total += n
@@ -42,7 +43,9 @@ def load_model(cfg, device: str | torch.device = "cpu"):
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     compute = getattr(torch, cfg.compute_dtype)
-    kwargs = {"dtype": compute if cfg.load_in_4bit else torch.float32, "device_map": {"": device}}
+    kwargs = {"dtype": compute if cfg.load_in_4bit else torch.float32}
+    if torch.device(device).type != "cpu":
+        kwargs["device_map"] = {"": device}  # one whole copy per process (DDP), on this process's GPU
     if cfg.load_in_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=cfg.double_quant,

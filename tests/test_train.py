@@ -1,0 +1,225 @@
+"""aurora-train on the tiny kit: 4-bit experts, learning, bitwise resume after SIGKILL, DDP, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sysconfig
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from aurora_training.config import ConfigError, TrainConfig, load_config
+
+BIN = Path(sysconfig.get_path("scripts"))
+EXCHANGES = [("你好", "你好！很高兴见到你。"), ("一年有几个季节？", "一年有四个季节：春、夏、秋、冬。"),
+             ("水在多少度结冰？", "在标准大气压下，水在零摄氏度结冰。"), ("中国的首都是哪里？", "中国的首都是北京。"),
+             ("请写一句关于春天的诗。", "春风吹绿柳，燕子归来早。"), ("长城有多长？", "长城全长两万多公里。"),
+             ("熊猫喜欢吃什么？", "熊猫喜欢吃竹子。"), ("Translate 我爱北京 into English.", "I love Beijing. 我爱北京。")]
+
+
+@pytest.fixture(scope="module")
+def train_data(tmp_path_factory):
+    """Fixture conversations through the real aurora-data, as a user would prepare them."""
+    from aurora_training.data import DataConfig, prepare
+
+    folder = tmp_path_factory.mktemp("data")
+    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in EXCHANGES]
+    rows.append({"messages": [{"role": "system", "content": "你是历史老师。"},
+                              {"role": "user", "content": "秦朝是哪一年建立的？"}, {"role": "assistant", "content": "公元前221年。"},
+                              {"role": "user", "content": "谁建立的？"}, {"role": "assistant", "content": "秦始皇嬴政。"}]})
+    src = folder / "chat.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    prepare([src], folder / "prepared", DataConfig(val_ratio=0.0), progress=False)
+    return folder / "prepared"
+
+
+def write_config(path: Path, **values) -> Path:
+    path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in values.items()), encoding="utf-8")
+    return path
+
+
+def quick(tiny_base, train_data, out, **extra):
+    values = dict(base=str(tiny_base), data=str(train_data), out=str(out), learning_rate=0.003, max_steps=60,
+                  batch_size=2, grad_accum=1, warmup_ratio=0.0, lr_scheduler="constant", save_every=1000,
+                  log_every=1, epochs=100)
+    values.update(extra)
+    return values
+
+
+def test_experts_are_held_in_4bit(tiny_base):
+    import bitsandbytes as bnb
+
+    from aurora_training.qlora import load_model, quantized_share
+
+    model = load_model(TrainConfig(base=str(tiny_base), data="x"), "cpu")
+    assert quantized_share(model) >= 0.99
+    moe = model.base_model.model.model.layers[0].block_sparse_moe
+    assert isinstance(moe.experts[3].w2.base_layer, bnb.nn.Linear4bit)
+    assert not isinstance(moe.gate, bnb.nn.Linear4bit)  # the router stays 16-bit
+    # The measure can fail: the same model in full precision has no 4-bit projection at all.
+    full = load_model(TrainConfig(base=str(tiny_base), data="x", load_in_4bit=False), "cpu")
+    assert quantized_share(full) == 0.0
+
+
+def test_qlora_60_steps_cut_the_loss(tiny_base, train_data, tmp_path):
+    from aurora_training.train import run
+
+    cfg = TrainConfig(**quick(tiny_base, train_data, tmp_path / "run"))
+    adapter = run(cfg, progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 60
+    assert rows[-1]["loss"] < 0.7 * rows[0]["loss"]
+    assert {"adapter_config.json", "adapter_model.safetensors", "chat_template.jinja", "training_config.yaml",
+            "aurora_provenance.json"} <= {p.name for p in adapter.iterdir()}
+    from aurora_training.chat_format import CHAT_TEMPLATE
+
+    assert (adapter / "chat_template.jinja").read_text() == CHAT_TEMPLATE
+    provenance = json.loads((adapter / "aurora_provenance.json").read_text())
+    assert provenance["datasets"] == ["chat.jsonl"] and len(provenance["data"]["sha256"]) == 64
+    assert provenance["aurora_data_manifest"]["read"] == {"chat.jsonl": 9}
+    assert (tmp_path / "run" / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3"}
+
+
+def test_trained_adapter_exports_and_carries_provenance(tiny_base, train_data, tmp_path):
+    from aurora_export.cli import main as export
+    from aurora_training.train import run
+
+    adapter = run(TrainConfig(**quick(tiny_base, train_data, tmp_path / "run", max_steps=3)), progress=False)
+    out = tmp_path / "a.gguf"
+    assert export(["gguf", "--base", str(tiny_base), "--adapter", str(adapter), "--out", str(out), "--type", "f16",
+                   "--no-progress"]) == 0
+    import gguf
+
+    reader = gguf.GGUFReader(str(out))
+    name = reader.fields["general.dataset.0.name"]
+    assert bytes(name.parts[name.data[0]]).decode() == "chat.jsonl"
+
+
+def _adapter_tensors(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_resume_after_sigkill_is_bitwise_identical(tiny_base, train_data, tmp_path):
+    values = quick(tiny_base, train_data, "unused", max_steps=40, grad_accum=2, save_every=2, keep_checkpoints=2,
+                   lr_scheduler="cosine", warmup_ratio=0.05)
+    cfg = write_config(tmp_path / "cfg.yaml", **values)
+    exe = str(BIN / "aurora-train")
+    full = subprocess.run([exe, "run", str(cfg), f"out={tmp_path / 'full'}", "--no-progress"], capture_output=True,
+                          text=True, timeout=600)
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    part = tmp_path / "part"
+    proc = subprocess.Popen([exe, "run", str(cfg), f"out={part}", "--no-progress"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list((part / "checkpoints").glob("step-*"))) < 2 and proc.poll() is None:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (part / "adapter").exists()  # it really died before the end
+    resumed = subprocess.run([exe, "run", str(cfg), f"out={part}", "--resume", "--no-progress"],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = _adapter_tensors(tmp_path / "full" / "adapter"), _adapter_tensors(part / "adapter")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bitwise, on the CPU with a fixed seed
+    steps = [json.loads(x)["step"] for x in (part / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 41))
+
+
+def test_ddp_two_cpu_processes(tiny_base, train_data, tmp_path):
+    """DDP over gloo with 2 CPU processes, full precision (bitsandbytes 4-bit is not run distributed on CPUs).
+
+    torchrun starts the processes here; accelerate's own multi-CPU launcher needs MPI. On GPUs the same
+    command runs under `accelerate launch --multi_gpu`.
+    """
+    cfg = write_config(tmp_path / "cfg.yaml", **quick(tiny_base, train_data, tmp_path / "ddp", max_steps=6,
+                                                      load_in_4bit=False, optimizer="adamw"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", "29533",
+                             str(BIN / "aurora-train"), "run", str(cfg), "--no-progress"],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]  # one writer, not two
+    assert all(r["world_size"] == 2 for r in rows)
+    assert (tmp_path / "ddp" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+# ---------------------------------------------------------------- bad input, before any model is loaded
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    import aurora_training.train as train
+
+    def refuse(*a, **k):
+        raise AssertionError("a model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(train, "load_model", refuse)
+
+
+def run_expect(cfg_values, match):
+    from aurora_training.train import run
+
+    with pytest.raises(ConfigError, match=match):
+        run(TrainConfig(**cfg_values), progress=False)
+
+
+def test_missing_data_file(tiny_base, tmp_path, no_model_load):
+    run_expect(quick(tiny_base, tmp_path / "nope.jsonl", tmp_path / "o"), r"nope\.jsonl does not exist; run aurora-data")
+
+
+def test_empty_data_set(tiny_base, tmp_path, no_model_load):
+    (tmp_path / "train.jsonl").write_text("\n")
+    run_expect(quick(tiny_base, tmp_path, tmp_path / "o"), "holds no conversations")
+
+
+def test_base_that_is_not_mixtral(tiny_base, train_data, tmp_path, no_model_load):
+    base = shutil.copytree(tiny_base, tmp_path / "llama")
+    cfg = json.loads((base / "config.json").read_text())
+    cfg["model_type"] = "llama"
+    (base / "config.json").write_text(json.dumps(cfg))
+    run_expect(quick(base, train_data, tmp_path / "o"), "model_type 'llama', not Mixtral")
+
+
+def test_cutoff_shorter_than_the_template(tiny_base, train_data, tmp_path, no_model_load):
+    run_expect(quick(tiny_base, train_data, tmp_path / "o", cutoff_len=4), "shorter than the chat template's overhead")
+
+
+def test_config_typo_names_the_key(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", base="b", data="d", learnig_rate=0.1)
+    with pytest.raises(ConfigError, match=r"unknown key 'learnig_rate' \(did you mean 'learning_rate'\?\)"):
+        load_config(cfg)
+    result = subprocess.run([str(BIN / "aurora-train"), "run", str(cfg)], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "learnig_rate" in result.stderr
+    with pytest.raises(ConfigError, match="epochs: expected a int"):
+        load_config(cfg.parent / write_config(tmp_path / "d.yaml", base="b", data="d", epochs="many").name)
+
+
+def test_existing_run_needs_resume(tiny_base, train_data, tmp_path, no_model_load):
+    (tmp_path / "o" / "checkpoints" / "step-000002").mkdir(parents=True)
+    (tmp_path / "o" / "checkpoints" / "step-000002" / "state.json").write_text("{}")
+    run_expect(quick(tiny_base, train_data, tmp_path / "o"), "already holds checkpoints; pass --resume")
+
+
+def test_estimate_for_mixtral_8x7b():
+    from aurora_training.estimate import estimate
+
+    default = dict(estimate(TrainConfig()))
+    paper = dict(estimate(TrainConfig(target_modules=["q_proj", "v_proj"])))
+    assert 20 * 2**30 < default["total"] < 32 * 2**30  # this project's target for the default recipe
+    assert paper["total"] < default["total"]
+    result = subprocess.run([str(BIN / "aurora-train"), "estimate"], capture_output=True, text=True)
+    assert result.returncode == 0 and "| 4-bit weights + constants (46.4 B params) |" in result.stdout
