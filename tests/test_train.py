@@ -223,3 +223,18 @@ def test_estimate_for_mixtral_8x7b():
     assert paper["total"] < default["total"]
     result = subprocess.run([str(BIN / "aurora-train"), "estimate"], capture_output=True, text=True)
     assert result.returncode == 0 and "| 4-bit weights + constants (46.4 B params) |" in result.stdout
+
+
+def test_qlora_gpu_bench_runs_on_the_cpu_with_a_reduced_shape(capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "qlora_gpu.py"
+    spec = importlib.util.spec_from_file_location("qlora_gpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--device", "cpu", "--small", "--seq", "32", "--steps", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| (")]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[1]) > 0 and float(cells[2]) > 0 and float(cells[4]) == 1.0  # all projections 4-bit

@@ -39,7 +39,7 @@ def quantized_share(model: torch.nn.Module) -> float:
 
 def load_model(cfg, device: str | torch.device = "cpu"):
     """The base (4-bit when cfg.load_in_4bit) wrapped with LoRA, ready to train."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     compute = getattr(torch, cfg.compute_dtype)
@@ -68,7 +68,12 @@ def load_model(cfg, device: str | torch.device = "cpu"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     torch.manual_seed(cfg.seed)  # LoRA A initialisation
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+    return get_peft_model(model, lora_config(cfg))
+
+
+def lora_config(cfg):
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(cfg.target_modules), use_rslora=cfg.use_rslora, bias="none",
                       modules_to_save=["gate"] if cfg.train_router else None, task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)

@@ -1,0 +1,142 @@
+"""Peak GPU memory and training tokens/s of QLoRA on a Mixtral-8x7B-shaped model, built directly in 4-bit.
+
+Nothing needs 93 GB of host RAM or disk: the model is created on the meta device, then each
+attention and expert projection is drawn at random, layer by layer, and quantized straight to
+bitsandbytes NF4 (double quantisation) on the GPU; embeddings, norms, router and lm_head are
+materialised as in training. Then, for each recipe, LoRA + gradient checkpointing + paged 8-bit AdamW
+train a few steps on random tokens at batch 2 x 1024, and the table gives peak GPU memory
+(torch.cuda.max_memory_allocated) and tokens/s next to `aurora-train estimate`'s figure:
+
+  (a) Aurora's published recipe: r=8, alpha=16 on q_proj, v_proj
+  (b) this project's default: r=8, alpha=16 on q/k/v/o and every expert's w1/w2/w3
+
+    python bench/qlora_gpu.py                       # CUDA GPU, the real Mixtral-8x7B shape
+    python bench/qlora_gpu.py --device cpu --small  # reduced shape on the CPU (what the test runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from aurora_training.config import TrainConfig
+from aurora_training.estimate import MIXTRAL_8X7B, Shape, estimate
+
+SMALL = Shape(vocab=2000, hidden=256, intermediate=512, layers=2, heads=4, kv_heads=2, experts=4, top_k=2)
+RECIPES = {
+    "(a) Aurora published: r=8 on q_proj, v_proj": ["q_proj", "v_proj"],
+    "(b) aurora-train default: r=8 on q/k/v/o + experts' w1/w2/w3": ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                      "w1", "w2", "w3"],
+}
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3")
+
+
+def build_4bit(shape: Shape, device: torch.device, dtype=torch.bfloat16):
+    import bitsandbytes as bnb
+    from accelerate import init_empty_weights
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    config = MixtralConfig(vocab_size=shape.vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
+                           num_hidden_layers=shape.layers, num_attention_heads=shape.heads,
+                           num_key_value_heads=shape.kv_heads, num_local_experts=shape.experts,
+                           num_experts_per_tok=shape.top_k, max_position_embeddings=4096, use_cache=False)
+    with init_empty_weights():
+        model = MixtralForCausalLM(config)
+    g = torch.Generator(device="cpu").manual_seed(0)
+    for layer in model.model.layers:  # one layer at a time: at most one projection in 16-bit at once
+        for name, module in list(layer.named_modules()):
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf not in PROJECTIONS:
+                continue
+            parent = layer.get_submodule(name.rsplit(".", 1)[0]) if "." in name else layer
+            w = (torch.randn(module.out_features, module.in_features, generator=g) * 0.02).to(dtype)
+            q = bnb.nn.Linear4bit(module.in_features, module.out_features, bias=False, compute_dtype=dtype,
+                                  compress_statistics=True, quant_type="nf4", device="meta")
+            q.weight = bnb.nn.Params4bit(w, requires_grad=False, compress_statistics=True, quant_type="nf4")
+            setattr(parent, leaf, q.to(device))
+            del w
+    # Everything still on meta (embeddings, norms, router, lm_head, rotary buffers): materialise and draw.
+    for module in model.modules():
+        for pname, p in list(module.named_parameters(recurse=False)):
+            if p.device.type == "meta":
+                data = torch.empty(p.shape, dtype=dtype, device=device)
+                data.normal_(0, 0.02) if p.dim() > 1 else data.fill_(1.0)
+                setattr(module, pname, torch.nn.Parameter(data, requires_grad=False))
+    model.model.rotary_emb = type(model.model.rotary_emb)(config=config, device=device)
+    model.config.quantization_config = {"load_in_4bit": True}
+    model.is_loaded_in_4bit = True
+    return model
+
+
+def measure(shape: Shape, targets: list[str], device: torch.device, steps: int, seq: int, batch: int):
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    from aurora_training.qlora import lora_config, quantized_share
+    from aurora_training.train import make_optimizer
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    cfg = TrainConfig(base="-", data="-", target_modules=targets)
+    model = build_4bit(shape, device)
+    share = quantized_share(model)
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
+                                            gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = get_peft_model(model, lora_config(cfg))
+    optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    ids = torch.randint(3, shape.vocab, (batch, seq), device=device)
+    model.train()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    tok_s = batch * seq / (sum(times[1:]) / max(1, len(times) - 1)) if len(times) > 1 else batch * seq / times[0]
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    est = dict(estimate(TrainConfig(base="-", data="-", target_modules=targets, batch_size=batch,
+                                    cutoff_len=seq), shape))["total"]
+    del model, optimizer
+    return peak, tok_s, est, share, loss.item()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--small", action="store_true", help="reduced shape (2 layers, hidden 256, 4 experts)")
+    parser.add_argument("--steps", type=int, default=4, help="training steps per recipe (the first is warm-up)")
+    parser.add_argument("--seq", type=int, default=1024)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--only", choices=("a", "b"), help="measure one recipe")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    shape = SMALL if args.small else MIXTRAL_8X7B
+    kind = "peak GPU memory" if device.type == "cuda" else "peak process RSS"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {name}; shape: {shape}; batch {args.batch} x {args.seq}, {args.steps} steps")
+    print()
+    print(f"| recipe | {kind} GiB | estimate GiB | tokens/s | 4-bit share | final loss |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, targets in RECIPES.items():
+        if args.only and not label.startswith(f"({args.only})"):
+            continue
+        peak, tok_s, est, share, loss = measure(shape, targets, device, args.steps, args.seq, args.batch)
+        print(f"| {label} | {peak / 2**30:.2f} | {est / 2**30:.2f} | {tok_s:,.0f} | {share:.3f} | {loss:.3f} |",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
