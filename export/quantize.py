@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -43,9 +43,7 @@ def quantize(src: Path, dst: Path, qtype: str, threads: int | None = None, progr
 
     expected = int(n_params * bpw / 8) if n_params else src.stat().st_size // 3
     worker = threading.Thread(target=work, daemon=True)
-    quiet = llama_cpp_logger()
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # llama.cpp's per-tensor lines would drown the progress bar
+    llama_cpp.llama_log_set(_warnings_only(), ctypes.c_void_p(0))  # per-tensor lines would drown the bar
     try:
         with tqdm(total=expected, unit="B", unit_scale=True, desc=f"quantize {qtype}", disable=not progress) as bar:
             worker.start()
@@ -60,13 +58,32 @@ def quantize(src: Path, dst: Path, qtype: str, threads: int | None = None, progr
     finally:
         if worker.is_alive():  # interrupted: let llama.cpp finish writing before the file is removed
             worker.join()
-        quiet.setLevel(level)
+        from llama_cpp._logger import llama_log_callback
+
+        llama_cpp.llama_log_set(llama_log_callback, ctypes.c_void_p(0))  # llama-cpp-python's own again
         tmp.unlink(missing_ok=True)
     return dst
 
 
-def llama_cpp_logger() -> logging.Logger:
-    """The logger through which llama-cpp-python forwards llama.cpp's own log lines."""
-    from llama_cpp._logger import logger
+GGML_LOG_LEVEL_WARN = 3
+GGML_LOG_LEVEL_CONT = 5
+_last_level = [0]
 
-    return logger
+
+def _log_warnings(level: int, text: bytes, user_data) -> None:
+    """llama.cpp log callback: warnings and errors to stderr, the rest dropped."""
+    if level != GGML_LOG_LEVEL_CONT:
+        _last_level[0] = level
+    if _last_level[0] >= GGML_LOG_LEVEL_WARN and level != 0:
+        sys.stderr.write(text.decode("utf-8", errors="replace"))
+
+
+_CALLBACK: list = []  # the ctypes callback must outlive every call into llama.cpp
+
+
+def _warnings_only():
+    if not _CALLBACK:
+        import llama_cpp
+
+        _CALLBACK.append(llama_cpp.llama_log_callback(_log_warnings))
+    return _CALLBACK[0]
