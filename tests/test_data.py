@@ -92,7 +92,7 @@ def test_keep_english_keeps_the_english_conversation(datasets, tmp_path):
 
 
 def test_token_limit_drops_or_cuts_at_a_turn_boundary(datasets, tmp_path, tiny_base):
-    # The 3-pair history conversation is 113 template tokens; its first pair alone is 46.
+    # The 3-pair history conversation is 106 template tokens; two pairs are 78, the first alone 44.
     cfg = DataConfig(tokenizer=str(tiny_base), max_tokens=90)
     dropped = prepare(datasets, tmp_path / "drop", cfg, progress=False)
     assert dropped.dropped["too_long"] >= 1 and dropped.length_unit == "tokens"
