@@ -118,8 +118,6 @@ def cmd_merge(args) -> int:
 
     merger = _open(args)
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise ExportError(f"{out}: folder exists and is not empty; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     check_outputs([out.parent / (out.name + ".probe")], sum(merger.base.shard_sizes().values()), True)
     write_merged_checkpoint(merger, out, force=args.force, progress=not args.no_progress)

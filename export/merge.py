@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+
+from aurora_training.atomic import new_folder
 
 from .checkpoint import INDEX_FILE, Checkpoint
 from .lora import LoraAdapter, check_against, nf4_roundtrip
@@ -70,12 +71,7 @@ def write_merged_checkpoint(merger: Merger, out: Path, force: bool = False, prog
     from tqdm import tqdm
 
     base = merger.base
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"{out}: folder exists and is not empty; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with new_folder(Path(out), force) as tmp:
         by_shard: dict[str, list[str]] = {}
         for name in base.original_names():
             by_shard.setdefault(base.shard_of(name), []).append(name)
@@ -103,10 +99,4 @@ def write_merged_checkpoint(merger: Merger, out: Path, force: bool = False, prog
         for f in TOKENIZER_FILES:
             if (base.folder / f).is_file():
                 shutil.copy2(base.folder / f, tmp / f)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)

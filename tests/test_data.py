@@ -147,7 +147,7 @@ def test_existing_output_is_kept_without_force(datasets, tmp_path):
 
 def test_split_is_stable_and_follows_the_ratio(datasets, tmp_path):
     a = prepare(datasets, tmp_path / "a", DataConfig(val_ratio=0.5), progress=False)
-    b = prepare(list(reversed(datasets)), tmp_path / "b", DataConfig(val_ratio=0.5), progress=False)
+    prepare(list(reversed(datasets)), tmp_path / "b", DataConfig(val_ratio=0.5), progress=False)
     ids = lambda folder, split: sorted(  # noqa: E731
         json.loads(x)["id"] for x in (folder / f"{split}.jsonl").read_text().splitlines())
     assert ids(tmp_path / "a", "validation") == ids(tmp_path / "b", "validation")

@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from .atomic import write_text
+
 FORMATS = ("alpaca", "firefly", "sharegpt", "openai")
 EXPECTED_KEYS = (
     "alpaca (instruction, input, output), firefly (conversation: [{human, assistant}]), "
@@ -449,7 +451,7 @@ def prepare(inputs: list[Path], out: Path, cfg: DataConfig, force: bool = False,
         "dropped": dict(report.dropped),
         "split": dict(report.split),
     }
-    _write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    write_text(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return report
 
 
@@ -457,13 +459,6 @@ def _count_kept(report: Report, conv: Conversation) -> None:
     multi = len(conv.turns) > 2
     (report.kept_multi if multi else report.kept_single)[conv.source] += 1
     report.categories[conv.category or "(none)"] += 1
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
-                                     delete=False) as f:
-        f.write(text)
-    os.replace(f.name, path)
 
 
 class _NoBar:
@@ -509,7 +504,7 @@ def write_report(report: Report, folder: Path) -> Path:
     lines += ["", "![categories](categories.png)", "", "![lengths](lengths.png)", ""]
     _charts(report, folder)
     path = folder / "report.md"
-    _write_atomic(path, "\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path
 
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+from .atomic import new_folder
 from .chat_format import BOS, CHAT_TEMPLATE, EOS, UNK
 
 
@@ -215,12 +213,7 @@ def write_tiny_base(out: Path, cfg: TinyBaseConfig, force: bool = False) -> Path
     """Build the tiny checkpoint in a temporary folder beside `out`, then move it into place."""
     import sentencepiece as spm
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"{out}: folder exists and is not empty; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with new_folder(Path(out), force) as tmp:
         sp_bytes = train_tokenizer(cfg.vocab)
         (tmp / "tokenizer.model").write_bytes(sp_bytes)
         vocab_size = spm.SentencePieceProcessor(model_proto=sp_bytes).get_piece_size()
@@ -235,11 +228,4 @@ def write_tiny_base(out: Path, cfg: TinyBaseConfig, force: bool = False) -> Path
         gen = {"bos_token_id": 1, "eos_token_id": 2}
         (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
         (tmp / "aurora_tiny.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)

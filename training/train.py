@@ -16,19 +16,19 @@ Works unchanged under `accelerate launch` (DDP): each process takes every world-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+from .atomic import new_folder
 from .chat_format import CHAT_TEMPLATE, IGNORE_INDEX, Turn, encode_conversation
 from .config import ConfigError, TrainConfig
+from .data import file_sha256
 from .qlora import load_model
 
 CHECKPOINTS = "checkpoints"
@@ -98,16 +98,8 @@ def load_examples(cfg: TrainConfig, sp) -> tuple[list[tuple[list[int], list[int]
         raise ConfigError(f"data: {path} holds no conversations; check the aurora-data report")
     if not examples:
         raise ConfigError(f"data: none of the {read} conversations in {path} fits cutoff_len {cfg.cutoff_len}")
-    return examples, {"file": path.name, "sha256": _sha256(path), "conversations": read, "examples": len(examples),
-                      "too_long_skipped": skipped}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return examples, {"file": path.name, "sha256": file_sha256(path), "conversations": read,
+                      "examples": len(examples), "too_long_skipped": skipped}
 
 
 # ---------------------------------------------------------------- batches and schedule
@@ -183,17 +175,14 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict, keep: i
     folder = out / CHECKPOINTS
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{state['step']:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
-    weights = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
-    save_file(weights, str(tmp / "adapter_model.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
-               tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=2))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    with new_folder(final, force=True) as tmp:
+        weights = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+        save_file(weights, str(tmp / "adapter_model.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+                   tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))
     for old in checkpoints(out)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -317,7 +306,12 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
 def write_adapter(model, folder: Path, cfg: TrainConfig, manifest: dict, base_config: dict, state: dict,
                   loss: float) -> None:
     """The PEFT adapter plus everything export needs, written to a temporary folder and renamed."""
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=folder.parent))
+    with new_folder(folder, force=True) as tmp:
+        _write_adapter_files(tmp, model, cfg, manifest, base_config, state, loss)
+
+
+def _write_adapter_files(tmp: Path, model, cfg: TrainConfig, manifest: dict, base_config: dict, state: dict,
+                         loss: float) -> None:
     model.save_pretrained(tmp)
     (tmp / "training_config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
     (tmp / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
@@ -331,9 +325,6 @@ def write_adapter(model, folder: Path, cfg: TrainConfig, manifest: dict, base_co
         "steps": state["step"], "tokens": state["tokens"], "final_loss": loss, "config": asdict(cfg),
     }
     (tmp / "aurora_provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
 
 
 def plot_loss(metrics: Path, png: Path) -> None:
