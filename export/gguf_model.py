@@ -199,7 +199,12 @@ def add_metadata(writer: gguf.GGUFWriter, merger: Merger, file_type: LlamaFileTy
         writer.add_string("general.aurora.lora_targets", ",".join(sorted(adapter.target_modules)))
         writer.add_string("general.aurora.merged_onto", "nf4-dequantized base" if merger.onto == "nf4"
                           else "16-bit base")
-        datasets = (adapter.extra.get("aurora") or {}).get("datasets") or []
+        provenance = adapter.extra.get("aurora") or {}
+        if (provenance.get("data") or {}).get("sha256"):
+            writer.add_string("general.aurora.train_data_sha256", provenance["data"]["sha256"])
+            writer.add_uint32("general.aurora.train_examples", int(provenance["data"]["examples"]))
+            writer.add_uint32("general.aurora.train_steps", int(provenance.get("steps", 0)))
+        datasets = provenance.get("datasets") or []
         if datasets:
             writer.add_dataset_count(len(datasets))
             for i, d in enumerate(datasets):

@@ -99,8 +99,11 @@ def test_trained_adapter_exports_and_carries_provenance(tiny_base, train_data, t
     import gguf
 
     reader = gguf.GGUFReader(str(out))
-    name = reader.fields["general.dataset.0.name"]
-    assert bytes(name.parts[name.data[0]]).decode() == "chat.jsonl"
+    field = lambda k: reader.fields[k].parts[reader.fields[k].data[0]]  # noqa: E731
+    assert bytes(field("general.dataset.0.name")).decode() == "chat.jsonl"
+    provenance = json.loads((adapter / "aurora_provenance.json").read_text())
+    assert bytes(field("general.aurora.train_data_sha256")).decode() == provenance["data"]["sha256"]
+    assert int(field("general.aurora.train_steps")[0]) == 3
 
 
 def _adapter_tensors(folder: Path) -> dict:

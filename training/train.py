@@ -234,6 +234,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
 
     state = {"step": 0, "epoch": 0, "micro": 0, "tokens": 0}
     metrics_path = out / "metrics.jsonl"
+    board = _tensorboard(out) if accelerator.is_main_process else None
     if resume and checkpoints(out):
         state = load_checkpoint(checkpoints(out)[-1], accelerator.unwrap_model(model), optimizer, scheduler)
         if accelerator.is_main_process and metrics_path.is_file():  # forget lines the crashed run wrote later
@@ -284,6 +285,9 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
                         f.write(json.dumps({"step": state["step"], "epoch": state["epoch"], "loss": last_loss,
                                             "lr": lr, "tokens_per_s": tok_s, "tokens": state["tokens"],
                                             "world_size": world}) + "\n")
+                    if board is not None:
+                        for key, value in (("train/loss", last_loss), ("train/lr", lr), ("train/tokens_per_s", tok_s)):
+                            board.add_scalar(key, value, state["step"])
             if state["step"] % cfg.save_every == 0 and state["step"] < total:
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
@@ -294,6 +298,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
             if done or epoch_done:  # the next epoch has its own shuffle
                 break
     bar.close()
+    if board is not None:
+        board.close()
     accelerator.wait_for_everyone()
     adapter = out / "adapter"
     if accelerator.is_main_process:
@@ -344,6 +350,15 @@ def plot_loss(metrics: Path, png: Path) -> None:
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
+
+
+def _tensorboard(out: Path):
+    """A TensorBoard writer into OUT/tensorboard when the tensorboard package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
 
 
 class _NoBar:
