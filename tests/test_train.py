@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sysconfig
 import time
@@ -150,7 +151,11 @@ def test_ddp_two_cpu_processes(tiny_base, train_data, tmp_path):
     cfg = write_config(tmp_path / "cfg.yaml", **quick(tiny_base, train_data, tmp_path / "ddp", max_steps=6,
                                                       load_in_4bit=False, optimizer="adamw"))
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", "29533",
+    with socket.socket() as s:  # a free port on this machine for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                             "--master_port", str(port),
                              str(BIN / "aurora-train"), "run", str(cfg), "--no-progress"],
                             capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
