@@ -39,6 +39,7 @@ class LoraAdapter:
     target_modules: list[str]
     base_model: str | None
     pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # name -> (A, B)
+    replaced: dict[str, torch.Tensor] = field(default_factory=dict)  # modules_to_save: whole new weights
     extra: dict = field(default_factory=dict)  # the rest of adapter_config.json and aurora provenance
 
     @property
@@ -86,16 +87,20 @@ def load_adapter(folder: str | Path) -> LoraAdapter:
                           target_modules=list(cfg.get("target_modules") or []),
                           base_model=cfg.get("base_model_name_or_path"), extra=cfg)
     halves: dict[str, dict[str, torch.Tensor]] = {}
+    saved = tuple(cfg.get("modules_to_save") or ())
     for key, tensor in raw.items():
         m = PEFT_KEY.match(key)
-        if not m:
-            raise AdapterError(f"{weights}: tensor {key} is not a LoRA A/B matrix; only plain LoRA is supported")
-        halves.setdefault(m["module"] + ".weight", {})[m["ab"]] = tensor
+        if m:
+            halves.setdefault(m["module"] + ".weight", {})[m["ab"]] = tensor
+        elif key.startswith("base_model.model.") and key.rsplit(".", 2)[-2] in saved:
+            adapter.replaced[key[len("base_model.model."):]] = tensor  # e.g. a trained router
+        else:
+            raise AdapterError(f"{weights}: tensor {key} is not a LoRA A/B matrix or a modules_to_save weight")
     for name, ab in halves.items():
         if set(ab) != {"A", "B"}:
             raise AdapterError(f"{weights}: {name} has lora_{''.join(ab)} without its pair")
         adapter.pairs[name] = (ab["A"], ab["B"])
-    if not adapter.pairs:
+    if not adapter.pairs and not adapter.replaced:
         raise AdapterError(f"{weights}: holds no LoRA tensors")
     meta = folder / "aurora_provenance.json"
     if meta.is_file():
@@ -117,6 +122,10 @@ def check_against(adapter: LoraAdapter, base: Checkpoint) -> None:
             raise AdapterError(
                 f"{adapter.folder / ADAPTER_WEIGHTS}: {name}: adapter A {tuple(a.shape)} and B {tuple(b.shape)} "
                 f"do not fit the base weight ({out_dim}, {in_dim}); the adapter was trained for another base")
+    for name, t in adapter.replaced.items():
+        if name not in order or tuple(t.shape) != _linear_shape(name, s):
+            raise AdapterError(f"{adapter.folder / ADAPTER_WEIGHTS}: {name} {tuple(t.shape)} does not replace a "
+                               f"weight of the base at {base.folder}; the adapter was trained for another base")
 
 
 def _linear_shape(name: str, s) -> tuple[int, int]:

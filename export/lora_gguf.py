@@ -77,6 +77,9 @@ def plan_lora(adapter: LoraAdapter, base: Checkpoint) -> list[PlannedTensor]:
 
 def write_lora_gguf(path: Path, adapter: LoraAdapter, base: Checkpoint, progress: bool = True) -> Path:
     check_against(adapter, base)
+    if adapter.replaced:
+        raise AdapterError(f"{adapter.folder}: trains {sorted(adapter.replaced)[0]} in full (modules_to_save), "
+                           "which a GGUF LoRA cannot carry; use `aurora-export gguf --adapter` to merge it")
 
     def add_kv(writer: gguf.GGUFWriter) -> None:
         writer.add_type(gguf.GGUFType.ADAPTER)

@@ -46,6 +46,8 @@ class Merger:
 
     def tensor(self, name: str) -> torch.Tensor:
         """The merged weight `name` (original Mixtral name) in float32."""
+        if self.adapter is not None and name in self.adapter.replaced:
+            return self.adapter.replaced[name].float()  # trained in full (modules_to_save), e.g. the router
         w = self.base.tensor(name)
         delta = self.adapter.delta(name) if self.adapter is not None else None
         if delta is None:
@@ -59,10 +61,6 @@ class Merger:
         for e in range(self.base.shape.num_experts):
             t = self.tensor(f"model.layers.{layer}.block_sparse_moe.experts.{e}.{w}.weight")
             out[e] = (transform(t) if transform else t).numpy()
-
-    @property
-    def touched(self) -> int:
-        return 0 if self.adapter is None else len(self.adapter.pairs)
 
 
 def write_merged_checkpoint(merger: Merger, out: Path, force: bool = False, progress: bool = True) -> Path:

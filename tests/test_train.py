@@ -246,3 +246,31 @@ def test_qlora_gpu_bench_runs_on_the_cpu_with_a_reduced_shape(capsys):
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[1]) > 0 and float(cells[2]) > 0 and float(cells[4]) == 1.0  # all projections 4-bit
+
+
+def test_router_training_and_aux_loss_reach_the_gguf(tiny_base, train_data, tmp_path):
+    import gguf
+    import numpy as np
+    from safetensors.torch import load_file
+
+    from aurora_export.cli import main as export
+    from aurora_training.train import run
+
+    plain = run(TrainConfig(**quick(tiny_base, train_data, tmp_path / "plain", max_steps=2)), progress=False)
+    routed = run(TrainConfig(**quick(tiny_base, train_data, tmp_path / "routed", max_steps=2, train_router=True,
+                                     router_aux_loss_coef=0.5)), progress=False)
+    first = lambda run_dir: json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["loss"]  # noqa: E731
+    assert first(tmp_path / "routed") > first(tmp_path / "plain")  # the load-balancing term is in the loss
+    gate = load_file(str(routed / "adapter_model.safetensors"))["base_model.model.model.layers.1.block_sparse_moe.gate.weight"]
+    base = {}
+    for shard in tiny_base.glob("model-*.safetensors"):
+        base.update(load_file(str(shard)))
+    assert not torch.equal(base["model.layers.1.block_sparse_moe.gate.weight"].float(), gate.float())  # it trained
+    out = tmp_path / "routed.gguf"
+    assert export(["gguf", "--base", str(tiny_base), "--adapter", str(routed), "--out", str(out), "--type", "f32",
+                   "--no-progress"]) == 0
+    tensors = {t.name: np.asarray(t.data) for t in gguf.GGUFReader(str(out)).tensors}
+    assert np.array_equal(tensors["blk.1.ffn_gate_inp.weight"], gate.float().numpy())
+    assert export(["lora", "--base", str(tiny_base), "--adapter", str(routed), "--out", str(tmp_path / "l.gguf"),
+                   "--no-progress"]) == 2
+    assert plain.is_dir()

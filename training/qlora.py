@@ -50,6 +50,8 @@ def load_model(cfg, device: str | torch.device = "cpu"):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=cfg.double_quant,
             bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=NOT_QUANTIZED)
+    if cfg.router_aux_loss_coef > 0:  # the model adds coef x load-balancing loss to its own loss
+        kwargs.update(output_router_logits=True, router_aux_loss_coef=cfg.router_aux_loss_coef)
     model = AutoModelForCausalLM.from_pretrained(cfg.base, **kwargs)
     if cfg.load_in_4bit:
         share = quantized_share(model)
@@ -57,9 +59,6 @@ def load_model(cfg, device: str | torch.device = "cpu"):
             raise QuantizationError(
                 f"{cfg.base}: only {share:.1%} of the attention and expert projections loaded in 4-bit; with "
                 "transformers 5.x Mixtral's fused experts stay 16-bit. Install transformers>=4.57,<5")
-    if cfg.router_aux_loss_coef > 0:
-        model.config.output_router_logits = True
-        model.config.router_aux_loss_coef = cfg.router_aux_loss_coef
     model.config.use_cache = False
     if cfg.load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing,

