@@ -27,7 +27,7 @@ from typing import Iterator
 
 from .chat_template import BOS, BUILTIN_TEMPLATE, ChatTemplate, ChatTemplateError, probe
 from .conversation import Conversation
-from .gguf_check import ModelInfo, check_gguf
+from .gguf_check import ModelCheckError, ModelInfo, check_gguf
 
 
 @dataclass
@@ -122,11 +122,24 @@ class ChatEngine:
 
         self.config = config or EngineConfig()
         self.info: ModelInfo = check_gguf(model_path, n_ctx=self.config.n_ctx or 4096)
+        lora = self.config.lora_path
+        if lora is not None and not Path(lora).is_file():
+            raise ModelCheckError(f"{lora}: no such LoRA file; export one with aurora-export lora")
         self.warnings: list[str] = []
         self.template = self._load_template(self.info.chat_template)
-        self.llm = Llama(str(self.info.path), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
-                         n_gpu_layers=self.config.n_gpu_layers, n_batch=self.config.n_batch,
-                         seed=self.config.seed, lora_path=self.config.lora_path, verbose=False)
+        try:
+            self.llm = Llama(str(self.info.path), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
+                             n_gpu_layers=self.config.n_gpu_layers, n_batch=self.config.n_batch,
+                             seed=self.config.seed, lora_path=lora, verbose=False)
+        except (ValueError, RuntimeError) as exc:  # llama.cpp refused the file (or the LoRA) after all
+            raise ModelCheckError(f"{self.info.path}: llama.cpp could not load it ({exc})"
+                                  + (f" with the LoRA {lora}" if lora else "")) from None
+        # llama-cpp-python 0.3.36 compares the adapter pointer with None, so a LoRA that llama.cpp
+        # rejected (a NULL pointer) passes silently; check it here.
+        if lora is not None and not getattr(self.llm, "_lora_adapter", None):
+            self.llm.close()
+            raise ModelCheckError(f"{self.info.path}: llama.cpp could not load it with the LoRA {lora} "
+                                  "(the adapter does not fit this model); export the LoRA against this base")
         self.bos, self.eos = self.llm.token_bos(), self.llm.token_eos()
         self._cancel = threading.Event()
         self.last = Generation()

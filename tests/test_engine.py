@@ -240,3 +240,17 @@ def test_unknown_architecture(chat_gguf, tmp_path):
     odd.write_bytes(data.replace(b"llama", b"zlama", 1))
     with pytest.raises(ModelCheckError, match="architecture 'zlama' is not one llama.cpp runs"):
         check_gguf(odd)
+
+
+def test_lora_that_does_not_fit_is_one_clear_error(chat_gguf, tiny_base, tmp_path):
+    from conftest import make_peft_adapter
+
+    from aurora_export.cli import main
+
+    other = make_peft_adapter(tiny_base, tmp_path / "other")  # an adapter for the 64-wide kit
+    lora = tmp_path / "other.gguf"
+    assert main(["lora", "--base", str(tiny_base), "--adapter", str(other), "--out", str(lora), "--no-progress"]) == 0
+    with pytest.raises(ModelCheckError, match="llama.cpp could not load it.* with the LoRA"):
+        ChatEngine(chat_gguf, EngineConfig(n_ctx=256, lora_path=str(lora)))
+    with pytest.raises(ModelCheckError, match="no such LoRA file"):
+        ChatEngine(chat_gguf, EngineConfig(n_ctx=256, lora_path=str(tmp_path / "missing.gguf")))
