@@ -49,14 +49,19 @@ class MixtralShape:
         return self.hidden_size // self.num_heads
 
 
+def read_json(path: Path, error: type[ValueError], what_to_do: str) -> dict:
+    """A JSON file, or `error` naming the file (and line and column) and what to do."""
+    if not path.is_file():
+        raise error(f"{path}: missing; {what_to_do}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
+
+
 def read_config(folder: Path) -> tuple[dict, MixtralShape]:
     path = folder / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing; pass --base the folder of a Hugging Face Mixtral checkpoint")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
+    config = read_json(path, CheckpointError, "pass --base the folder of a Hugging Face Mixtral checkpoint")
     archs = config.get("architectures") or []
     if config.get("model_type") != "mixtral" and "MixtralForCausalLM" not in archs:
         raise CheckpointError(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, read_json
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -61,12 +61,7 @@ class LoraAdapter:
 def load_adapter(folder: str | Path) -> LoraAdapter:
     folder = Path(folder)
     cfg_path = folder / ADAPTER_CONFIG
-    if not cfg_path.is_file():
-        raise AdapterError(f"{cfg_path}: missing; pass --adapter the folder that training wrote")
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise AdapterError(f"{cfg_path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
+    cfg = read_json(cfg_path, AdapterError, "pass --adapter the folder that training wrote")
     if cfg.get("peft_type", "LORA") != "LORA":
         raise AdapterError(f"{cfg_path}: peft_type {cfg.get('peft_type')!r} is not LORA")
     if cfg.get("rank_pattern") or cfg.get("alpha_pattern"):
