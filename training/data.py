@@ -271,6 +271,11 @@ def normalise(text: str) -> str:
     return text.strip()
 
 
+def text_key(conv: Conversation) -> str:
+    """The conversation's text (system and turns), the key for duplicates and for the split."""
+    return "\x1e".join([conv.system or ""] + [t["content"] for t in conv.turns])
+
+
 def chinese_share(texts: list[str]) -> float:
     cjk = sum(len(CJK.findall(t)) for t in texts)
     words = sum(len(LATIN_WORD.findall(t)) for t in texts)
@@ -341,7 +346,7 @@ class Cleaner:
             return self.drop("boilerplate")
         if not self.cfg.keep_english and chinese_share([t["content"] for t in conv.turns]) < self.cfg.min_chinese:
             return self.drop("not_chinese")
-        key = "\x1e".join([conv.system or ""] + [t["content"] for t in conv.turns])
+        key = text_key(conv)
         digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
         if digest in self.seen:
             return self.drop("duplicate")
@@ -392,7 +397,7 @@ def load_encoder(path: str):
 
 def split_of(conv: Conversation, val_ratio: float) -> str:
     """'train' or 'validation', from a hash of the conversation's text: stable across runs and orders."""
-    key = "\x1e".join([conv.system or ""] + [t["content"] for t in conv.turns]).encode()
+    key = text_key(conv).encode()
     bucket = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
     return "validation" if bucket < val_ratio else "train"
 
@@ -461,20 +466,10 @@ def _count_kept(report: Report, conv: Conversation) -> None:
     report.categories[conv.category or "(none)"] += 1
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="B", unit_scale=True, desc="aurora-data", file=sys.stderr)
+    return tqdm(total=total, unit="B", unit_scale=True, desc="aurora-data", file=sys.stderr, disable=not enabled)
 
 
 # ---------------------------------------------------------------- report

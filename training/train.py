@@ -358,21 +358,9 @@ def _tensorboard(out: Path):
     return SummaryWriter(log_dir=str(out / "tensorboard"))
 
 
-class _NoBar:
-    def set_postfix(self, **kw):
-        pass
-
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
 def _bar(total: int, initial: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", desc="aurora-train", file=sys.stderr)
+    return tqdm(total=total, initial=initial, unit="step", desc="aurora-train", file=sys.stderr,
+                disable=not enabled)
 
