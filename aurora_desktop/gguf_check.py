@@ -43,13 +43,12 @@ def available_memory() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def _field_value(reader, key: str):
+def field_value(reader, key: str):
+    """A scalar or string metadata value of a GGUFReader; None when absent or an array."""
     import gguf
 
     f = reader.fields.get(key)
-    if f is None or not f.types:
-        return None
-    if f.types[0] == gguf.GGUFValueType.ARRAY:
+    if f is None or not f.types or f.types[0] == gguf.GGUFValueType.ARRAY:
         return None
     part = f.parts[f.data[0]]
     if f.types[0] == gguf.GGUFValueType.STRING:
@@ -84,19 +83,19 @@ def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None) -
     if end > size:
         raise ModelCheckError(f"{path}: truncated ({size:,} bytes, its tensors need {end:,}); "
                               "download or export it again")
-    arch = _field_value(reader, "general.architecture") or "?"
-    if _field_value(reader, "general.type") == "adapter":
+    arch = field_value(reader, "general.architecture") or "?"
+    if field_value(reader, "general.type") == "adapter":
         raise ModelCheckError(f"{path}: is a LoRA adapter, not a model; open the base model and pass this "
                               "file as the LoRA")
     if arch not in supported_architectures():
         raise ModelCheckError(f"{path}: architecture {arch!r} is not one llama.cpp runs; "
                               "export the model with aurora-export gguf")
     n_params = sum(int(t.n_elements) for t in reader.tensors)
-    ctx_len = int(_field_value(reader, f"{arch}.context_length") or 0)
-    n_embd = int(_field_value(reader, f"{arch}.embedding_length") or 0)
-    n_layer = int(_field_value(reader, f"{arch}.block_count") or 0)
-    heads = int(_field_value(reader, f"{arch}.attention.head_count") or 1)
-    kv_heads = int(_field_value(reader, f"{arch}.attention.head_count_kv") or heads)
+    ctx_len = int(field_value(reader, f"{arch}.context_length") or 0)
+    n_embd = int(field_value(reader, f"{arch}.embedding_length") or 0)
+    n_layer = int(field_value(reader, f"{arch}.block_count") or 0)
+    heads = int(field_value(reader, f"{arch}.attention.head_count") or 1)
+    kv_heads = int(field_value(reader, f"{arch}.attention.head_count_kv") or heads)
     kv_bytes = 2 * n_layer * n_ctx * (n_embd * kv_heads // max(heads, 1)) * 2  # f16 K and V
     need = size + kv_bytes
     have = available_memory() if memory is None else memory
@@ -105,8 +104,8 @@ def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None) -
             f"{path}: needs about {need / 2**30:.1f} GiB of memory (model {size / 2**30:.1f} GiB + context "
             f"{kv_bytes / 2**30:.1f} GiB) but {have / 2**30:.1f} GiB is available; choose a smaller "
             "quantization (q4_k_m) or a shorter context")
-    meta = {k: _field_value(reader, k) for k in reader.fields if k.startswith("general.")}
+    meta = {k: field_value(reader, k) for k in reader.fields if k.startswith("general.")}
     return ModelInfo(path=path, architecture=arch, name=str(meta.get("general.name") or path.stem),
                      file_size=size, n_params=n_params, context_length=ctx_len,
-                     expert_count=int(_field_value(reader, f"{arch}.expert_count") or 0),
-                     chat_template=_field_value(reader, "tokenizer.chat_template"), metadata=meta)
+                     expert_count=int(field_value(reader, f"{arch}.expert_count") or 0),
+                     chat_template=field_value(reader, "tokenizer.chat_template"), metadata=meta)

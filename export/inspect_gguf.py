@@ -8,21 +8,14 @@ from pathlib import Path
 
 import gguf
 
-
-def _value(field: gguf.ReaderField):
-    if not field.types:
-        return None
-    if field.types[0] == gguf.GGUFValueType.ARRAY:
-        return f"[{len(field.data)} items]"
-    part = field.parts[field.data[0]]
-    if field.types[0] == gguf.GGUFValueType.STRING:
-        return bytes(part).decode("utf-8", errors="replace")
-    return part.tolist()[0]
+from aurora_desktop.gguf_check import field_value
 
 
 def describe(path: Path) -> str:
     reader = gguf.GGUFReader(str(path))
-    kv = {name: _value(f) for name, f in reader.fields.items() if not name.startswith("GGUF.")}
+    kv = {name: (f"[{len(f.data)} items]" if f.types and f.types[0] == gguf.GGUFValueType.ARRAY
+                 else field_value(reader, name))
+          for name, f in reader.fields.items() if not name.startswith("GGUF.")}
     arch = kv.get("general.architecture", "?")
     groups: dict[str, Counter] = defaultdict(Counter)
     for t in reader.tensors:

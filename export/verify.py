@@ -88,8 +88,9 @@ def reference_model(base_dir: Path, adapter_dir: Path | None, onto: str = "base"
 def file_type_of(path: Path) -> str:
     import gguf
 
-    reader = gguf.GGUFReader(str(path))
-    ftype = int(reader.fields["general.file_type"].parts[-1][0])
+    from aurora_desktop.gguf_check import field_value
+
+    ftype = int(field_value(gguf.GGUFReader(str(path)), "general.file_type"))
     return gguf.LlamaFileType(ftype).name.replace("MOSTLY_", "").replace("ALL_", "").lower()
 
 
