@@ -26,12 +26,10 @@ from .lora import AdapterError, LoraAdapter, check_against
 F32 = GGMLQuantizationType.F32
 
 
-def _pair(adapter: LoraAdapter, name: str, n_head: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    a, b = adapter.pairs[name]
-    b = b.float()
-    if n_head is not None:
-        b = permute_rows(b, n_head)
-    return a.float(), b
+def _matrix(adapter: LoraAdapter, name: str, half: int, n_head: int | None) -> torch.Tensor:
+    """A (half 0) or B (half 1) of `name` in float32; B's rows permuted like the base q/k rows."""
+    t = adapter.pairs[name][half].float()
+    return permute_rows(t, n_head) if half == 1 and n_head is not None else t
 
 
 def plan_lora(adapter: LoraAdapter, base: Checkpoint) -> list[PlannedTensor]:
@@ -39,35 +37,33 @@ def plan_lora(adapter: LoraAdapter, base: Checkpoint) -> list[PlannedTensor]:
     plan: list[PlannedTensor] = []
     heads = {MODEL_TENSOR.ATTN_Q: s.num_heads, MODEL_TENSOR.ATTN_K: s.num_kv_heads}
 
-    def add(name: str, a_shape, b_shape, make):
-        plan.append(PlannedTensor(name + ".lora_a", tuple(a_shape), F32, lambda: make()[0]))
-        plan.append(PlannedTensor(name + ".lora_b", tuple(b_shape), F32, lambda: make()[1]))
+    def add(name: str, shapes, produce):
+        """`.lora_a` and `.lora_b` of one GGUF tensor, each made on its own when it is written."""
+        for half, suffix in ((0, ".lora_a"), (1, ".lora_b")):
+            plan.append(PlannedTensor(name + suffix, tuple(shapes[half]), F32, lambda half=half: produce(half)))
 
     for n in range(s.num_layers):
         p = f"model.layers.{n}."
         for suffix, kind in BLOCK_TENSORS.items():
             hf = p + suffix
-            if hf not in adapter.pairs:
-                continue
-            a, b = adapter.pairs[hf]
-            make = lambda hf=hf, kind=kind: tuple(t.numpy() for t in _pair(adapter, hf, heads.get(kind)))  # noqa: E731
-            add(tensor_name(kind, n), a.shape, b.shape, make)
+            if hf in adapter.pairs:
+                add(tensor_name(kind, n), [t.shape for t in adapter.pairs[hf]],
+                    lambda half, hf=hf, nh=heads.get(kind): _matrix(adapter, hf, half, nh).numpy())
         for w, kind in EXPERT_TENSORS.items():
             names = [p + f"block_sparse_moe.experts.{e}.{w}.weight" for e in range(s.num_experts)]
             present = [x for x in names if x in adapter.pairs]
             if not present:
                 continue
-            a0, b0 = adapter.pairs[present[0]]
+            shapes = [(s.num_experts, *t.shape) for t in adapter.pairs[present[0]]]
 
-            def make(names=names, a0=a0, b0=b0):
-                a = np.zeros((len(names), *a0.shape), np.float32)
-                b = np.zeros((len(names), *b0.shape), np.float32)
-                for e, x in enumerate(names):  # an expert the adapter left alone keeps a zero delta
+            def stacked(half, names=names, shapes=shapes):
+                out = np.zeros(shapes[half], np.float32)  # an expert the adapter left alone keeps a zero delta
+                for e, x in enumerate(names):
                     if x in adapter.pairs:
-                        a[e], b[e] = (t.numpy() for t in _pair(adapter, x, None))
-                return a, b
+                        out[e] = _matrix(adapter, x, half, None).numpy()
+                return out
 
-            add(tensor_name(kind, n), (s.num_experts, *a0.shape), (s.num_experts, *b0.shape), make)
+            add(tensor_name(kind, n), shapes, stacked)
     for hf in adapter.pairs:
         if ".layers." not in hf:
             raise AdapterError(f"{adapter.folder}: LoRA on {hf} cannot be written as a GGUF LoRA; "
