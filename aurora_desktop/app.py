@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import not_built
+from aurora_core.errors import not_built
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aurora-desktop",
         description="Aurora Desktop: a PySide6 window for offline multi-turn Chinese chat with a GGUF model "
-        "exported by aurora-export. Not built yet (the desktop issue follows the chat engine, issue #6).",
+        "exported by aurora-export. Not built yet.",
     )
     parser.add_argument("model", nargs="?", help="GGUF model file to open")
     return parser
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     build_parser().parse_args(argv)
-    return not_built("aurora-desktop", "the desktop window", 6)
+    return not_built("aurora-desktop", "the desktop window")
 
 
 if __name__ == "__main__":

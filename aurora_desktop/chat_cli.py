@@ -16,9 +16,10 @@ import signal
 import sys
 from pathlib import Path
 
+from aurora_core.errors import run_main
+
 from .conversation import Conversation
-from .engine import ChatEngine, ContextFullError, EngineConfig, SamplingSettings
-from .gguf_check import ModelCheckError
+from .engine import ChatEngine, ContextFullError, EngineConfig, SamplingSettings, consume
 
 HELP = """commands:
   /help              this list
@@ -68,12 +69,9 @@ class Repl:
         """Stream the answer to the last user message; Ctrl-C stops it and keeps what was written."""
         previous = signal.signal(signal.SIGINT, lambda *_: self.engine.cancel())
         try:
-            for piece in self.engine.stream(self.conv, self.settings):
-                self.out.write(piece)
-                self.out.flush()
+            gen = consume(self.engine.stream(self.conv, self.settings), self._write)
         finally:
             signal.signal(signal.SIGINT, previous)
-        gen = self.engine.last
         if gen.stop_reason == "cancelled":
             self.out.write(" [stopped]")
         self.out.write("\n")
@@ -82,6 +80,10 @@ class Repl:
                            "were left out; the system prompt was kept)\n")
         self.conv.add_assistant(gen.text, gen.reusable_ids)
         return gen.text
+
+    def _write(self, piece: str) -> None:
+        self.out.write(piece)
+        self.out.flush()
 
     def command(self, line: str) -> bool:
         """Run a /command; returns False to quit."""
@@ -183,9 +185,8 @@ def _save_history(readline, path: Path) -> None:
 def one_shot(engine: ChatEngine, conv: Conversation, settings: SamplingSettings, prompt: str, as_json: bool) -> int:
     conv.add_user(prompt)
     if as_json:
-        text = "".join(engine.stream(conv, settings))
-        g = engine.last
-        print(json.dumps({"answer": text, "stop_reason": g.stop_reason, "prompt_tokens": g.prompt_tokens,
+        g = consume(engine.stream(conv, settings))
+        print(json.dumps({"answer": g.text, "stop_reason": g.stop_reason, "prompt_tokens": g.prompt_tokens,
                           "completion_tokens": g.completion_tokens, "dropped_turns": g.dropped_turns},
                          ensure_ascii=False))
     else:
@@ -195,14 +196,14 @@ def one_shot(engine: ChatEngine, conv: Conversation, settings: SamplingSettings,
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_main("aurora-chat", lambda: _chat(args))
+
+
+def _chat(args) -> int:
     settings = SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
                                 repeat_penalty=args.repeat_penalty, max_tokens=args.max_tokens, seed=args.seed)
-    try:
-        engine = ChatEngine(args.model, EngineConfig(n_ctx=args.ctx, n_threads=args.threads,
-                                                     n_gpu_layers=args.gpu_layers, lora_path=args.lora))
-    except ModelCheckError as exc:
-        print(f"aurora-chat: error: {exc}", file=sys.stderr)
-        return 2
+    engine = ChatEngine(args.model, EngineConfig(n_ctx=args.ctx, n_threads=args.threads,
+                                                 n_gpu_layers=args.gpu_layers, lora_path=args.lora))
     conv = Conversation(system=args.system)
     try:
         if args.prompt is not None:
@@ -214,9 +215,6 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             return one_shot(engine, conv, settings, prompt, args.json)
         return Repl(engine, conv, settings).run()
-    except ContextFullError as exc:
-        print(f"aurora-chat: error: {exc}", file=sys.stderr)
-        return 2
     finally:
         engine.close()
 

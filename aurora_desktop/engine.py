@@ -3,17 +3,19 @@
     engine = ChatEngine("aurora-q4_k_m.gguf")
     conv = Conversation(system="你是一个乐于助人的助手。")
     conv.add_user("你好")
-    for piece in engine.stream(conv):      # text pieces, never half a UTF-8 character
-        print(piece, end="")
-    conv.add_assistant(engine.last.text)
+    gen = consume(engine.stream(conv), lambda piece: print(piece, end=""))  # whole UTF-8 characters
+    conv.add_assistant(gen.text, gen.reusable_ids)
 
 From keystroke to token: `stream` renders the conversation with the GGUF's own chat template
-(sandboxed, `chat_template.py`), tokenizes it fragment by fragment exactly as training did, drops the
+(sandboxed, `aurora_core.chat_format`), tokenizes it fragment by fragment exactly as training did
+(Mixtral-Instruct's reference tokenization), drops the
 oldest turns if the conversation no longer fits the context (never the system prompt), evaluates
 only the tokens that are not already in llama.cpp's KV cache, then samples token by token until
 EOS, a stop string, `max_tokens` or `cancel()`.
 
-`Llama` is not thread-safe: one thread streams; any thread may call `cancel()`.
+`stream` is a generator of text pieces whose return value is the `Generation` (use `consume`), so
+nothing about an answer is shared between threads. `Llama` is not thread-safe: one thread streams;
+any thread may call `cancel()`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Generator
 
-from .chat_template import BOS, BUILTIN_TEMPLATE, ChatTemplate, ChatTemplateError, probe
+from aurora_core.chat_format import CHAT_TEMPLATE, ChatTemplate, ChatTemplateError, Reply, encode_pieces, probe
+from aurora_core.errors import AuroraError
+
 from .conversation import Conversation
 from .gguf_check import ModelCheckError, ModelInfo, check_gguf
 
@@ -46,6 +50,20 @@ class EngineConfig:
     """Sampling seed (0xFFFFFFFF: random)."""
     lora_path: str | None = None
     """Optional GGUF LoRA adapter applied at load time."""
+    kv_cache_type: str = "f16"
+    """K/V cache element type: f16, or q8_0 (half the memory; needs flash attention, which it turns on)."""
+    flash_attn: bool = False
+    """Flash attention (smaller compute buffer; required by a q8_0 V cache)."""
+
+    def __post_init__(self) -> None:
+        if self.kv_cache_type not in KV_CACHE_TYPES:
+            raise AuroraError(f"KV cache type {self.kv_cache_type!r}: choose {' or '.join(KV_CACHE_TYPES)}")
+        if self.n_ctx < 0:
+            raise AuroraError(f"context size {self.n_ctx}: must be 0 (the model's own) or a positive number")
+
+
+KV_CACHE_TYPES = {"f16": 1, "q8_0": 8}  # llama.cpp's GGML_TYPE_F16, GGML_TYPE_Q8_0
+KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32}
 
 
 @dataclass
@@ -99,7 +117,7 @@ class Generation:
         return (self.completion_tokens - 1) / gen if gen > 0 and self.completion_tokens > 1 else 0.0
 
 
-class ContextFullError(ValueError):
+class ContextFullError(AuroraError):
     pass
 
 
@@ -121,7 +139,8 @@ class ChatEngine:
         from llama_cpp import Llama
 
         self.config = config or EngineConfig()
-        self.info: ModelInfo = check_gguf(model_path, n_ctx=self.config.n_ctx or 4096)
+        self.info: ModelInfo = check_gguf(model_path, n_ctx=self.config.n_ctx,
+                                          kv_bytes_per_element=KV_BYTES_PER_ELEMENT[self.config.kv_cache_type])
         lora = self.config.lora_path
         if lora is not None and not Path(lora).is_file():
             raise ModelCheckError(f"{lora}: no such LoRA file; export one with aurora-export lora")
@@ -130,7 +149,10 @@ class ChatEngine:
         try:
             self.llm = Llama(str(self.info.path), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
                              n_gpu_layers=self.config.n_gpu_layers, n_batch=self.config.n_batch,
-                             seed=self.config.seed, lora_path=lora, verbose=False)
+                             seed=self.config.seed, lora_path=lora, verbose=False,
+                             type_k=KV_CACHE_TYPES[self.config.kv_cache_type],
+                             type_v=KV_CACHE_TYPES[self.config.kv_cache_type],
+                             flash_attn=self.config.flash_attn or self.config.kv_cache_type != "f16")
         except (ValueError, RuntimeError) as exc:  # llama.cpp refused the file (or the LoRA) after all
             raise ModelCheckError(f"{self.info.path}: llama.cpp could not load it ({exc})"
                                   + (f" with the LoRA {lora}" if lora else "")) from None
@@ -142,12 +164,11 @@ class ChatEngine:
                                   "(the adapter does not fit this model); export the LoRA against this base")
         self.bos, self.eos = self.llm.token_bos(), self.llm.token_eos()
         self._cancel = threading.Event()
-        self.last = Generation()
 
     def _load_template(self, source: str | None) -> ChatTemplate:
         if not source:
             self.warnings.append("the model carries no chat template; using the built-in Mixtral-Instruct format")
-            return ChatTemplate(BUILTIN_TEMPLATE)
+            return ChatTemplate(CHAT_TEMPLATE)
         try:
             template = ChatTemplate(source)
             probe(template)
@@ -155,7 +176,7 @@ class ChatEngine:
         except ChatTemplateError as exc:
             self.warnings.append(f"the model's chat template was refused ({exc}); "
                                  "using the built-in Mixtral-Instruct format")
-            return ChatTemplate(BUILTIN_TEMPLATE)
+            return ChatTemplate(CHAT_TEMPLATE)
 
     # -- formatting -------------------------------------------------------------------------------
 
@@ -167,20 +188,20 @@ class ChatEngine:
         evaluates only its new tokens.
         """
         offset = 1 if conversation.system else 0
-        opaque = {i + offset: m.token_ids for i, m in enumerate(conversation.messages)
-                  if m.role == "assistant" and m.token_ids is not None}
-        ids: list[int] = []
-        for piece in self.template.render(conversation.as_messages(), opaque=opaque):
-            if isinstance(piece, list):
-                ids += piece
-            elif isinstance(piece, int):
-                ids.append(self.bos if piece == BOS else self.eos)
-            else:
-                ids += self.llm.tokenize(piece.encode("utf-8"), add_bos=False, special=False)
-        return ids
+        replies = {i + offset: Reply(tuple(m.token_ids), m.content) for i, m in enumerate(conversation.messages)
+                   if m.role == "assistant" and m.token_ids is not None}
+        pieces = self.template.render(conversation.as_messages(), replies=replies)
+        return encode_pieces(pieces, self._encode, self.bos, self.eos)
 
-    def fit(self, conversation: Conversation, max_tokens: int) -> tuple[list[int], int]:
-        """Prompt ids that leave room for `max_tokens`, dropping the oldest turns (never the system prompt)."""
+    def _encode(self, text: str) -> list[int]:
+        """Plain text to ids (llama.cpp adds the word-start, as SentencePiece does; never a control token)."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def fit(self, conversation: Conversation, max_tokens: int, drop_oldest: bool = True) -> tuple[list[int], int]:
+        """Prompt ids that leave room for `max_tokens`, dropping the oldest turns (never the system prompt).
+
+        With `drop_oldest=False` (the "stop at the limit" policy) a conversation that no longer fits
+        is refused instead."""
         n_ctx = self.llm.n_ctx()
         messages = list(conversation.messages)
         dropped = 0
@@ -189,6 +210,10 @@ class ChatEngine:
             ids = self.prompt_tokens(trimmed)
             if len(ids) + max_tokens <= n_ctx or len(messages) <= 1:
                 break
+            if not drop_oldest:
+                raise ContextFullError(f"the conversation is {len(ids):,} tokens and the answer needs room for "
+                                       f"{max_tokens:,} more, beyond the context of {n_ctx:,}; start a new chat "
+                                       "or let the oldest turns be dropped")
             messages = messages[2:]
             dropped += 2
         if len(ids) >= n_ctx:
@@ -202,21 +227,24 @@ class ChatEngine:
         """Stop the answer being streamed (from any thread); the engine is ready for the next turn."""
         self._cancel.set()
 
-    def stream(self, conversation: Conversation, settings: SamplingSettings | None = None) -> Iterator[str]:
-        """Text pieces of the next assistant answer to `conversation` (whose last message is the user's)."""
+    def stream(self, conversation: Conversation, settings: SamplingSettings | None = None,
+               drop_oldest: bool = True) -> Generator[str, None, Generation]:
+        """Text pieces of the next assistant answer to `conversation` (whose last message is the user's);
+        the generator's return value is the `Generation`."""
         s = settings or SamplingSettings()
         self._cancel.clear()
         start = time.perf_counter()
-        ids, dropped = self.fit(conversation, min(s.max_tokens, max(16, self.llm.n_ctx() // 2)))
-        gen = self.last = Generation(prompt_tokens=len(ids), dropped_turns=dropped)
+        ids, dropped = self.fit(conversation, min(s.max_tokens, max(16, self.llm.n_ctx() // 2)), drop_oldest)
+        gen = Generation(prompt_tokens=len(ids), dropped_turns=dropped)
         gen.reused_tokens = self._evaluate_prompt(ids)
         if self._cancel.is_set():
             gen.stop_reason, gen.seconds = "cancelled", time.perf_counter() - start
-            return
+            return gen
         if s.seed is not None:
             self.llm.set_seed(s.seed)
         utf8 = Utf8Stream()
         pending = ""  # text held back while it could be the start of a stop string
+        word_start = True  # the reply's first piece is the word-start `▁`: not part of its text
         budget = min(s.max_tokens, self.llm.n_ctx() - len(ids))
         gen.stop_reason = "length"
         tokens = self.llm.generate(ids, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p, temp=s.temperature,
@@ -231,6 +259,8 @@ class ChatEngine:
                 gen.completion_tokens += 1
                 gen.token_ids.append(token)
                 pending += utf8.push(self.llm.detokenize([token]))
+                if word_start and pending:
+                    pending, word_start = pending[1:] if pending.startswith(" ") else pending, False
                 out, pending, hit = _split_stop(pending, s.stop)
                 if out:
                     gen.text += out
@@ -251,6 +281,7 @@ class ChatEngine:
             if tail:
                 gen.text += tail
                 yield tail
+        return gen
 
     def _evaluate_prompt(self, ids: list[int]) -> int:
         """Evaluate what the KV cache does not hold yet, in steps that `cancel()` can interrupt."""
@@ -275,6 +306,17 @@ class ChatEngine:
         if getattr(self, "llm", None) is not None:
             self.llm.close()
             self.llm = None
+
+
+def consume(stream: Generator[str, None, Generation], on_piece: Callable[[str], None] | None = None) -> Generation:
+    """Run a `ChatEngine.stream` to its end, handing each text piece to `on_piece`; its Generation."""
+    while True:
+        try:
+            piece = next(stream)
+        except StopIteration as stop:
+            return stop.value
+        if on_piece is not None:
+            on_piece(piece)
 
 
 def _split_stop(text: str, stops: tuple[str, ...]) -> tuple[str, str, bool]:

@@ -11,10 +11,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aurora_core import gguf_meta
+from aurora_core.errors import AuroraError
+from aurora_core.gguf_meta import field_value
+
 GGUF_MAGIC = b"GGUF"
 
 
-class ModelCheckError(ValueError):
+class ModelCheckError(AuroraError):
     """A GGUF that cannot be loaded; the message names the file and what to do."""
 
 
@@ -29,6 +33,10 @@ class ModelInfo:
     expert_count: int
     chat_template: str | None
     metadata: dict = field(default_factory=dict)
+    kv_cache_bytes: int = 0
+    """K and V cache at the context the engine allocates."""
+    n_ctx: int = 0
+    """The context the memory check counted (the model's own for 0)."""
 
 
 def available_memory() -> int:
@@ -43,27 +51,18 @@ def available_memory() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def field_value(reader, key: str):
-    """A scalar or string metadata value of a GGUFReader; None when absent or an array."""
-    import gguf
-
-    f = reader.fields.get(key)
-    if f is None or not f.types or f.types[0] == gguf.GGUFValueType.ARRAY:
-        return None
-    part = f.parts[f.data[0]]
-    if f.types[0] == gguf.GGUFValueType.STRING:
-        return bytes(part).decode("utf-8", errors="replace")
-    return part.tolist()[0]
-
-
 def supported_architectures() -> set[str]:
     import gguf
 
     return set(gguf.MODEL_ARCH_NAMES.values())
 
 
-def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None) -> ModelInfo:
-    """ModelInfo of a loadable GGUF, or ModelCheckError saying what is wrong."""
+def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None,
+               kv_bytes_per_element: float = 2.0) -> ModelInfo:
+    """ModelInfo of a loadable GGUF, or ModelCheckError saying what is wrong.
+
+    `n_ctx` is the context the engine will allocate; 0 means the model's own (llama.cpp's rule).
+    """
     import gguf
 
     path = Path(path)
@@ -83,8 +82,8 @@ def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None) -
     if end > size:
         raise ModelCheckError(f"{path}: truncated ({size:,} bytes, its tensors need {end:,}); "
                               "download or export it again")
-    arch = field_value(reader, "general.architecture") or "?"
-    if field_value(reader, "general.type") == "adapter":
+    arch = field_value(reader, gguf_meta.GENERAL_ARCHITECTURE) or "?"
+    if field_value(reader, gguf_meta.GENERAL_TYPE) == "adapter":
         raise ModelCheckError(f"{path}: is a LoRA adapter, not a model; open the base model and pass this "
                               "file as the LoRA")
     if arch not in supported_architectures():
@@ -96,7 +95,8 @@ def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None) -
     n_layer = int(field_value(reader, f"{arch}.block_count") or 0)
     heads = int(field_value(reader, f"{arch}.attention.head_count") or 1)
     kv_heads = int(field_value(reader, f"{arch}.attention.head_count_kv") or heads)
-    kv_bytes = 2 * n_layer * n_ctx * (n_embd * kv_heads // max(heads, 1)) * 2  # f16 K and V
+    n_ctx = n_ctx or ctx_len or 4096
+    kv_bytes = int(2 * n_layer * n_ctx * (n_embd * kv_heads // max(heads, 1)) * kv_bytes_per_element)  # K and V
     need = size + kv_bytes
     have = available_memory() if memory is None else memory
     if need > have:
@@ -105,7 +105,8 @@ def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None) -
             f"{kv_bytes / 2**30:.1f} GiB) but {have / 2**30:.1f} GiB is available; choose a smaller "
             "quantization (q4_k_m) or a shorter context")
     meta = {k: field_value(reader, k) for k in reader.fields if k.startswith("general.")}
-    return ModelInfo(path=path, architecture=arch, name=str(meta.get("general.name") or path.stem),
+    return ModelInfo(path=path, architecture=arch, name=str(meta.get(gguf_meta.GENERAL_NAME) or path.stem),
                      file_size=size, n_params=n_params, context_length=ctx_len,
                      expert_count=int(field_value(reader, f"{arch}.expert_count") or 0),
-                     chat_template=field_value(reader, "tokenizer.chat_template"), metadata=meta)
+                     chat_template=field_value(reader, gguf_meta.CHAT_TEMPLATE), metadata=meta,
+                     kv_cache_bytes=kv_bytes, n_ctx=n_ctx)

@@ -54,12 +54,10 @@ def bare_loop(llm, prompt_ids: list[int], n: int) -> float:
 
 
 def engine_run(engine, conv, n: int) -> float:
-    from aurora_desktop.engine import SamplingSettings
+    from aurora_desktop.engine import SamplingSettings, consume
 
     engine.llm.reset()
-    for _ in engine.stream(conv, SamplingSettings(max_tokens=n, seed=1, **SETTINGS)):
-        pass
-    return engine.last.tokens_per_second
+    return consume(engine.stream(conv, SamplingSettings(max_tokens=n, seed=1, **SETTINGS))).tokens_per_second
 
 
 def main() -> int:
@@ -71,7 +69,7 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     from aurora_desktop.conversation import Conversation
-    from aurora_desktop.engine import ChatEngine, EngineConfig, SamplingSettings
+    from aurora_desktop.engine import ChatEngine, EngineConfig, SamplingSettings, consume
 
     gguf = build(args.workdir)
     engine = ChatEngine(gguf, EngineConfig(n_ctx=4096, n_threads=2))
@@ -90,16 +88,13 @@ def main() -> int:
     ttft = []
     for turn in range(1, 11):
         chat.add_user(f"第{turn:02d}个问题：请用一句话回答。")
-        for _ in engine.stream(chat, SamplingSettings(max_tokens=32, seed=1, **SETTINGS)):
-            pass
-        ttft.append((engine.last.time_to_first_token, engine.last.prompt_tokens, engine.last.reused_tokens))
-        chat.add_assistant(engine.last.text, engine.last.reusable_ids)
+        gen = consume(engine.stream(chat, SamplingSettings(max_tokens=32, seed=1, **SETTINGS)))
+        ttft.append((gen.time_to_first_token, gen.prompt_tokens, gen.reused_tokens))
+        chat.add_assistant(gen.text, gen.reusable_ids)
     # The same turn-10 prompt without the cache: what a client that re-sends the history pays.
     chat.messages.pop()
     engine.llm.reset()
-    for _ in engine.stream(chat, SamplingSettings(max_tokens=1, seed=1, **SETTINGS)):
-        pass
-    cold10 = engine.last.time_to_first_token
+    cold10 = consume(engine.stream(chat, SamplingSettings(max_tokens=1, seed=1, **SETTINGS))).time_to_first_token
 
     print(f"model: {gguf.name} ({gguf.stat().st_size / 2**20:,.0f} MiB), {args.tokens} tokens, "
           f"median of {args.repeats}, 2 threads")

@@ -62,19 +62,15 @@ def make_adapter(base: Path, out: Path, r: int = 8) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    cfg = json.loads((base / "config.json").read_text())
-    H, I, E = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_local_experts"]
-    hd = H // cfg["num_attention_heads"]
-    kv = cfg["num_key_value_heads"] * hd
-    shapes = {"self_attn.q_proj": (H, H), "self_attn.k_proj": (kv, H), "self_attn.v_proj": (kv, H),
-              "self_attn.o_proj": (H, H)}
-    shapes.update({f"block_sparse_moe.experts.{e}.{w}": (I, H) if w != "w2" else (H, I)
-                   for e in range(E) for w in ("w1", "w2", "w3")})
+    from aurora_core import mixtral
+
+    _, shape = mixtral.read_config(base)
     g = torch.Generator().manual_seed(0)
     tensors = {}
-    for n in range(cfg["num_hidden_layers"]):
-        for mod, (o, i) in shapes.items():
-            key = f"base_model.model.model.layers.{n}.{mod}"
+    for ref in mixtral.tensors(shape):
+        if ref.spec.qlora_4bit:  # LoRA on every projection QLoRA holds in 4-bit
+            o, i = ref.shape(shape)
+            key = "base_model.model." + ref.hf_name[: -len(".weight")]
             tensors[f"{key}.lora_A.weight"] = torch.randn(r, i, generator=g) / i ** 0.5
             tensors[f"{key}.lora_B.weight"] = torch.randn(o, r, generator=g) * 0.01
     out.mkdir(parents=True, exist_ok=True)
@@ -82,7 +78,7 @@ def make_adapter(base: Path, out: Path, r: int = 8) -> Path:
     (out / "adapter_config.json").write_text(json.dumps({
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": 2 * r, "lora_dropout": 0.0,
         "bias": "none", "base_model_name_or_path": str(base), "use_rslora": False, "fan_in_fan_out": False,
-        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3"],
+        "target_modules": list(mixtral.QLORA_4BIT_MODULES),
     }, indent=2))
     return out
 

@@ -22,34 +22,34 @@ import time
 
 import torch
 
+from aurora_core.mixtral import MIXTRAL_8X7B, QLORA_4BIT_MODULES, MixtralShape
 from aurora_training.config import TrainConfig
-from aurora_training.estimate import MIXTRAL_8X7B, Shape, estimate
+from aurora_training.estimate import estimate
 
-SMALL = Shape(vocab=2000, hidden=256, intermediate=512, layers=2, heads=4, kv_heads=2, experts=4, top_k=2)
+SMALL = MixtralShape(vocab_size=2000, hidden_size=256, intermediate_size=512, num_layers=2, num_heads=4,
+                     num_kv_heads=2, num_experts=4, experts_per_token=2)
 RECIPES = {
     "(a) Aurora published: r=8 on q_proj, v_proj": ["q_proj", "v_proj"],
     "(b) aurora-train default: r=8 on q/k/v/o + experts' w1/w2/w3": ["q_proj", "k_proj", "v_proj", "o_proj",
                                                                       "w1", "w2", "w3"],
 }
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3")
-
-
-def build_4bit(shape: Shape, device: torch.device, dtype=torch.bfloat16):
+def build_4bit(shape: MixtralShape, device: torch.device, dtype=torch.bfloat16):
     import bitsandbytes as bnb
     from accelerate import init_empty_weights
     from transformers import MixtralConfig, MixtralForCausalLM
 
-    config = MixtralConfig(vocab_size=shape.vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
-                           num_hidden_layers=shape.layers, num_attention_heads=shape.heads,
-                           num_key_value_heads=shape.kv_heads, num_local_experts=shape.experts,
-                           num_experts_per_tok=shape.top_k, max_position_embeddings=4096, use_cache=False)
+    config = MixtralConfig(vocab_size=shape.vocab_size, hidden_size=shape.hidden_size,
+                           intermediate_size=shape.intermediate_size, num_hidden_layers=shape.num_layers,
+                           num_attention_heads=shape.num_heads, num_key_value_heads=shape.num_kv_heads,
+                           num_local_experts=shape.num_experts, num_experts_per_tok=shape.experts_per_token,
+                           max_position_embeddings=4096, use_cache=False)
     with init_empty_weights():
         model = MixtralForCausalLM(config)
     g = torch.Generator(device="cpu").manual_seed(0)
     for layer in model.model.layers:  # one layer at a time: at most one projection in 16-bit at once
         for name, module in list(layer.named_modules()):
             leaf = name.rsplit(".", 1)[-1]
-            if leaf not in PROJECTIONS:
+            if leaf not in QLORA_4BIT_MODULES:
                 continue
             parent = layer.get_submodule(name.rsplit(".", 1)[0]) if "." in name else layer
             w = (torch.randn(module.out_features, module.in_features, generator=g) * 0.02).to(dtype)
@@ -71,7 +71,7 @@ def build_4bit(shape: Shape, device: torch.device, dtype=torch.bfloat16):
     return model
 
 
-def measure(shape: Shape, targets: list[str], device: torch.device, steps: int, seq: int, batch: int):
+def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps: int, seq: int, batch: int):
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     from aurora_training.qlora import lora_config, quantized_share
@@ -87,7 +87,7 @@ def measure(shape: Shape, targets: list[str], device: torch.device, steps: int, 
                                             gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, lora_config(cfg))
     optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
-    ids = torch.randint(3, shape.vocab, (batch, seq), device=device)
+    ids = torch.randint(3, shape.vocab_size, (batch, seq), device=device)
     model.train()
     times = []
     for _ in range(steps):

@@ -15,75 +15,27 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from aurora_core import mixtral
+from aurora_core.errors import AuroraError
+from aurora_core.mixtral import MixtralShape
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(AuroraError):
     """A base checkpoint that cannot be exported; the message names the file and what to do."""
 
 
-@dataclass(frozen=True)
-class MixtralShape:
-    """The hyper-parameters of a Mixtral config.json that the export needs."""
-
-    vocab_size: int
-    hidden_size: int
-    intermediate_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    num_experts: int
-    experts_per_token: int
-    context_length: int
-    rope_theta: float
-    rms_norm_eps: float
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
-
-
-def read_json(path: Path, error: type[ValueError], what_to_do: str) -> dict:
-    """A JSON file, or `error` naming the file (and line and column) and what to do."""
-    if not path.is_file():
-        raise error(f"{path}: missing; {what_to_do}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise error(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
-
-
 def read_config(folder: Path) -> tuple[dict, MixtralShape]:
-    path = folder / "config.json"
-    config = read_json(path, CheckpointError, "pass --base the folder of a Hugging Face Mixtral checkpoint")
-    archs = config.get("architectures") or []
-    if config.get("model_type") != "mixtral" and "MixtralForCausalLM" not in archs:
-        raise CheckpointError(
-            f"{path}: model_type {config.get('model_type')!r} ({', '.join(archs) or 'no architectures'}) is not "
-            "Mixtral; aurora-export converts MixtralForCausalLM checkpoints only")
     try:
-        shape = MixtralShape(
-            vocab_size=config["vocab_size"],
-            hidden_size=config["hidden_size"],
-            intermediate_size=config["intermediate_size"],
-            num_layers=config["num_hidden_layers"],
-            num_heads=config["num_attention_heads"],
-            num_kv_heads=config.get("num_key_value_heads", config["num_attention_heads"]),
-            num_experts=config["num_local_experts"],
-            experts_per_token=config["num_experts_per_tok"],
-            context_length=config.get("max_position_embeddings", 32768),
-            rope_theta=float(config.get("rope_theta", 1e6)),
-            rms_norm_eps=float(config.get("rms_norm_eps", 1e-5)),
-        )
-    except KeyError as exc:
-        raise CheckpointError(f"{path}: key {exc.args[0]!r} missing from a Mixtral config") from None
-    return config, shape
+        return mixtral.read_config(folder)
+    except mixtral.ModelConfigError as exc:
+        raise CheckpointError(f"{exc}; pass --base the folder of a Hugging Face Mixtral checkpoint") from None
 
 
 DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
@@ -128,10 +80,11 @@ class Checkpoint:
         self.headers: dict[str, tuple[int, dict]] = {}
         index = self.folder / INDEX_FILE
         if index.is_file():
-            try:
-                weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            except (json.JSONDecodeError, KeyError) as exc:
-                raise CheckpointError(f"{index}: not a safetensors index ({exc}); re-download it") from None
+            index_data = mixtral.read_json(index, "re-download it", CheckpointError)
+            weight_map = index_data.get("weight_map") if isinstance(index_data, dict) else None
+            if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+                raise CheckpointError(f"{index}: not a safetensors index (no 'weight_map' of tensor -> shard); "
+                                      "re-download it")
             shards = sorted(set(weight_map.values()))
             for shard in shards:
                 if not (self.folder / shard).is_file():
@@ -160,19 +113,9 @@ class Checkpoint:
 
     def expected_names(self) -> list[str]:
         """Stored tensor names this checkpoint must have, in its own layout."""
-        s = self.shape
-        names = ["model.embed_tokens.weight"]
-        for n in range(s.num_layers):
-            p = f"model.layers.{n}."
-            names += [p + "input_layernorm.weight", p + "post_attention_layernorm.weight"]
-            names += [p + f"self_attn.{x}_proj.weight" for x in "qkvo"]
-            if self.fused:
-                names += [p + "mlp.gate.weight", p + "mlp.experts.gate_up_proj", p + "mlp.experts.down_proj"]
-            else:
-                names.append(p + "block_sparse_moe.gate.weight")
-                names += [p + f"block_sparse_moe.experts.{e}.{w}.weight"
-                          for e in range(s.num_experts) for w in ("w1", "w2", "w3")]
-        return names + ["model.norm.weight", "lm_head.weight"]
+        if not self.fused:
+            return self.original_names()
+        return list(dict.fromkeys(self.stored_name(name) for name in self.original_names()))
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -194,12 +137,10 @@ class Checkpoint:
         """A tensor under its original Mixtral name, whatever the layout on disk."""
         if not self.fused or ".block_sparse_moe." not in name:
             return self._raw(name)
-        # model.layers.N.block_sparse_moe.experts.E.wK.weight / ...block_sparse_moe.gate.weight
-        prefix, rest = name.split(".block_sparse_moe.")
-        if rest == "gate.weight":
-            return self._raw(f"{prefix}.mlp.gate.weight")
-        _, e, w, _ = rest.split(".")
-        return self.stacked_experts(int(prefix.split(".")[-1]), w)[int(e)]
+        ref = mixtral.lookup(name)
+        if ref.xid is None:  # the router
+            return self._raw(self.stored_name(name))
+        return self.stacked_experts(ref.bid, ref.spec.module)[ref.xid]
 
     def stacked_experts(self, layer: int, w: str) -> torch.Tensor:
         """All experts' `w` (w1, w2 or w3) of one layer, stacked on a new first axis."""
@@ -210,28 +151,24 @@ class Checkpoint:
                 return self._raw(p + "mlp.experts.down_proj")
             gate_up = self._raw(p + "mlp.experts.gate_up_proj")
             return gate_up[:, :inter, :] if w == "w1" else gate_up[:, inter:, :]
-        return torch.stack([self._raw(p + f"block_sparse_moe.experts.{e}.{w}.weight")
-                            for e in range(self.shape.num_experts)])
+        return torch.stack([self._raw(mixtral.expert_name(layer, e, w)) for e in range(self.shape.num_experts)])
+
+    def stored_name(self, name: str) -> str:
+        """The name under which `name` (original layout) is stored in this checkpoint's files."""
+        if not self.fused or ".block_sparse_moe." not in name:
+            return name
+        ref = mixtral.lookup(name)
+        prefix = f"model.layers.{ref.bid}.mlp."
+        if ref.xid is None:
+            return prefix + "gate.weight"
+        return prefix + ("experts.down_proj" if ref.spec.module == "w2" else "experts.gate_up_proj")
 
     def shard_of(self, name: str) -> str:
-        if self.fused and ".block_sparse_moe." in name:
-            layer = name.split(".")[2]
-            kind = "gate" if name.endswith("gate.weight") else ("down_proj" if ".w2." in name else "gate_up_proj")
-            key = {"gate": f"model.layers.{layer}.mlp.gate.weight"}.get(kind, f"model.layers.{layer}.mlp.experts.{kind}")
-            return self.weight_map[key]
-        return self.weight_map[name]
+        return self.weight_map[self.stored_name(name)]
 
     def shard_sizes(self) -> dict[str, int]:
         return {s: (self.folder / s).stat().st_size for s in set(self.weight_map.values())}
 
     def original_names(self) -> list[str]:
         """All tensor names in the original (per-expert) layout, in model order."""
-        s = self.shape
-        names = ["model.embed_tokens.weight"]
-        for n in range(s.num_layers):
-            p = f"model.layers.{n}."
-            names += [p + "input_layernorm.weight"] + [p + f"self_attn.{x}_proj.weight" for x in "qkvo"]
-            names += [p + "post_attention_layernorm.weight", p + "block_sparse_moe.gate.weight"]
-            names += [p + f"block_sparse_moe.experts.{e}.{w}.weight"
-                      for e in range(s.num_experts) for w in ("w1", "w2", "w3")]
-        return names + ["model.norm.weight", "lm_head.weight"]
+        return mixtral.hf_names(self.shape)

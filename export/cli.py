@@ -13,128 +13,39 @@ the long work starts; outputs are written under temporary names and renamed when
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from .checkpoint import Checkpoint, CheckpointError
-from .gguf_model import FLOAT_TYPES
-from .lora import AdapterError
-from .quantize import QUANT_TYPES, QuantizeError
+from aurora_core.errors import run_main
 
-TYPES = tuple(FLOAT_TYPES) + tuple(QUANT_TYPES)
-INTERMEDIATE = "f16"  # llama.cpp quantizes k-quants from this one file
-
-
-class ExportError(ValueError):
-    pass
-
-
-def parse_types(text: str) -> list[str]:
-    types = [t.strip().lower() for t in text.split(",") if t.strip()]
-    bad = [t for t in types if t not in TYPES]
-    if bad or not types:
-        raise ExportError(f"--type {text!r}: unknown type {bad[0] if bad else '(none)'}; choose from {', '.join(TYPES)}")
-    return list(dict.fromkeys(types))
-
-
-def output_paths(out: Path, types: list[str]) -> dict[str, Path]:
-    """One file per type: `--out` itself for one type; NAME-TYPE.gguf (or a {type} placeholder) for several."""
-    if "{type}" in out.name:
-        return {t: out.with_name(out.name.replace("{type}", t)) for t in types}
-    if len(types) == 1:
-        return {types[0]: out}
-    stem = out.name[:-5] if out.name.endswith(".gguf") else out.name
-    return {t: out.with_name(f"{stem}-{t}.gguf") for t in types}
-
-
-def check_outputs(paths: list[Path], need_bytes: int, force: bool) -> None:
-    """Refuse existing outputs without --force, an unwritable folder, or too little free space."""
-    for p in paths:
-        if p.exists() and not force:
-            raise ExportError(f"{p}: exists; pass --force to replace it")
-    folder = paths[0].parent
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".aurora-write-test."):
-            pass
-    except OSError as exc:
-        raise ExportError(f"{folder}: cannot write there ({exc.strerror}); choose another --out") from None
-    free = shutil.disk_usage(folder).free + sum(p.stat().st_size for p in paths if p.exists())
-    if need_bytes > free:
-        raise ExportError(f"{folder}: needs {need_bytes / 2**30:.2f} GiB free for this export, has "
-                          f"{free / 2**30:.2f} GiB; free some space or choose another --out")
-
-
-def _open(args):
-    """The base and adapter, checked against each other, as a Merger."""
-    from .lora import load_adapter
-    from .merge import Merger
-
-    base = Checkpoint(args.base)
-    adapter = load_adapter(args.adapter) if getattr(args, "adapter", None) else None
-    return Merger(base, adapter, getattr(args, "merge_onto", "base"))
+from .pipeline import TYPES, ExportError, export_gguf, export_lora, export_merged, parse_types
 
 
 def cmd_gguf(args) -> int:
-    from .gguf_model import model_nbytes, write_model_gguf
-    from .quantize import quantize
-
-    types = parse_types(args.type)
-    merger = _open(args)
-    outputs = output_paths(Path(args.out), types)
-    quant = [t for t in types if t in QUANT_TYPES]
-    f16_bytes = model_nbytes(merger, INTERMEDIATE)
-    n_params = f16_bytes // 2
-    need = sum(model_nbytes(merger, t) for t in types if t in FLOAT_TYPES)
-    need += sum(int(n_params * QUANT_TYPES[t][1] / 8) for t in quant)
-    if quant and INTERMEDIATE not in types:
-        need += f16_bytes
-    check_outputs(list(outputs.values()), need, args.force)
-
-    progress = not args.no_progress
-    for t in (t for t in types if t in FLOAT_TYPES):
-        write_model_gguf(outputs[t], merger, t, progress)
-        print(f"wrote {outputs[t]}")
-    if quant:
-        if INTERMEDIATE in outputs:
-            source, temporary = outputs[INTERMEDIATE], False
-        else:
-            source, temporary = outputs[quant[0]].with_name(f".{outputs[quant[0]].stem}.f16-intermediate.gguf"), True
-            write_model_gguf(source, merger, INTERMEDIATE, progress)
-        try:
-            for t in quant:
-                quantize(source, outputs[t], t, args.threads, progress, n_params)
-                print(f"wrote {outputs[t]}")
-        finally:
-            if temporary:
-                source.unlink(missing_ok=True)
+    outputs = export_gguf(args.base, args.adapter, args.out, parse_types(args.type), force=args.force,
+                          onto=args.merge_onto, threads=args.threads, progress=not args.no_progress)
+    for path in outputs.values():
+        print(f"wrote {path}")
+    _say_template(next(iter(outputs.values())))
     return 0
 
 
-def cmd_merge(args) -> int:
-    from .merge import write_merged_checkpoint
+def _say_template(path: Path) -> None:
+    from aurora_core import gguf_meta
 
-    merger = _open(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    check_outputs([out.parent / (out.name + ".probe")], sum(merger.base.shard_sizes().values()), True)
-    write_merged_checkpoint(merger, out, force=args.force, progress=not args.no_progress)
+    meta = gguf_meta.read_metadata(path)
+    print(f"chat template: {meta.get(gguf_meta.CHAT_TEMPLATE_SOURCE)}")
+
+
+def cmd_merge(args) -> int:
+    out = export_merged(args.base, args.adapter, args.out, force=args.force, onto=args.merge_onto,
+                        progress=not args.no_progress)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_lora(args) -> int:
-    from .lora import load_adapter
-    from .lora_gguf import write_lora_gguf
-
-    base = Checkpoint(args.base)
-    adapter = load_adapter(args.adapter)
-    out = Path(args.out)
-    size = sum(a.numel() + b.numel() for a, b in adapter.pairs.values()) * 4
-    check_outputs([out], size, args.force)
-    write_lora_gguf(out, adapter, base, progress=not args.no_progress)
+    out = export_lora(args.base, args.adapter, args.out, force=args.force, progress=not args.no_progress)
     print(f"wrote {out}")
     return 0
 
@@ -148,6 +59,8 @@ def cmd_verify(args) -> int:
     prompts = None
     if args.prompts:
         prompts = [x for x in Path(args.prompts).read_text(encoding="utf-8").splitlines() if x.strip()]
+    from .checkpoint import Checkpoint
+
     Checkpoint(args.base)  # fail early, with the checkpoint's own message
     report = verify(path, Path(args.base), Path(args.adapter) if args.adapter else None, prompts,
                     args.merge_onto, args.threads)
@@ -167,9 +80,10 @@ def cmd_inspect(args) -> int:
     if not path.is_file():
         raise ExportError(f"{path}: no such file")
     try:
-        print(describe(path))
+        text = describe(path)
     except (ValueError, OSError) as exc:
         raise ExportError(f"{path}: not a readable GGUF file ({exc})") from None
+    print(text)
     return 0
 
 
@@ -196,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "FILE-TYPE.gguf (or put {type} in the name).")
     common(g)
     g.add_argument("--out", required=True, help="output .gguf path")
-    g.add_argument("--type", default="q4_k_m", help=f"comma list of: {', '.join(TYPES)}")
+    g.add_argument("--type", default="q4_k_m", help=f"comma list of: {', '.join(TYPES)} (default: q4_k_m)")
     g.add_argument("--threads", type=int, default=None, help="quantizer threads (default: all cores)")
     g.add_argument("--force", action="store_true", help="replace existing output files")
     g.set_defaults(func=cmd_gguf)
@@ -240,16 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ExportError, CheckpointError, AdapterError, QuantizeError, FileExistsError, FileNotFoundError) as exc:
-        print(f"aurora-export: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("aurora-export: interrupted; no partial output was left", file=sys.stderr)
-        return 130
+    return run_main("aurora-export", lambda: args.func(args))
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -21,31 +21,16 @@ from typing import Callable
 import gguf
 import numpy as np
 import torch
-from gguf import MODEL_TENSOR, TENSOR_NAMES, GGMLQuantizationType, LlamaFileType
+from gguf import GGMLQuantizationType, LlamaFileType
 
-from .checkpoint import Checkpoint
+from aurora_core import chat_format, gguf_meta, mixtral
+from aurora_core.gguf_meta import ARCH
+from aurora_core.mixtral import TensorRef
+
+from .checkpoint import Checkpoint, CheckpointError
 from .merge import Merger
 
-ARCH = "llama"
 EXPORTER = "aurora-export 0.1.0"
-
-# One line per source name: Hugging Face (original Mixtral names) -> gguf-py tensor kind.
-GLOBAL_TENSORS = {
-    "model.embed_tokens.weight": MODEL_TENSOR.TOKEN_EMBD,
-    "model.norm.weight": MODEL_TENSOR.OUTPUT_NORM,
-    "lm_head.weight": MODEL_TENSOR.OUTPUT,
-}
-BLOCK_TENSORS = {
-    "input_layernorm.weight": MODEL_TENSOR.ATTN_NORM,
-    "self_attn.q_proj.weight": MODEL_TENSOR.ATTN_Q,
-    "self_attn.k_proj.weight": MODEL_TENSOR.ATTN_K,
-    "self_attn.v_proj.weight": MODEL_TENSOR.ATTN_V,
-    "self_attn.o_proj.weight": MODEL_TENSOR.ATTN_OUT,
-    "post_attention_layernorm.weight": MODEL_TENSOR.FFN_NORM,
-    "block_sparse_moe.gate.weight": MODEL_TENSOR.FFN_GATE_INP,
-}
-EXPERT_TENSORS = {"w1": MODEL_TENSOR.FFN_GATE_EXP, "w3": MODEL_TENSOR.FFN_UP_EXP, "w2": MODEL_TENSOR.FFN_DOWN_EXP}
-ALWAYS_F32 = {MODEL_TENSOR.ATTN_NORM, MODEL_TENSOR.FFN_NORM, MODEL_TENSOR.OUTPUT_NORM, MODEL_TENSOR.FFN_GATE_INP}
 
 # Output types written directly; the rest are made by llama.cpp's quantizer from an F16 file.
 FLOAT_TYPES = {
@@ -56,11 +41,6 @@ FLOAT_TYPES = {
 
 # SentencePiece piece kinds -> GGUF token types.
 TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_UNUSED, TOKEN_BYTE = 1, 2, 3, 5, 6
-
-
-def tensor_name(kind: MODEL_TENSOR, block: int | None = None) -> str:
-    base = TENSOR_NAMES[kind]
-    return (base.format(bid=block) if block is not None else base) + ".weight"
 
 
 def permute_rows(w: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -94,44 +74,38 @@ def plan_model(merger: Merger, out_type: str) -> list[PlannedTensor]:
     s = merger.base.shape
     weight_type = FLOAT_TYPES[out_type][0]
     plan: list[PlannedTensor] = []
-
-    def single(hf_name: str, kind: MODEL_TENSOR, block: int | None, shape, n_head: int | None = None):
-        ggml_type = GGMLQuantizationType.F32 if kind in ALWAYS_F32 or len(shape) == 1 else weight_type
-
-        def produce() -> np.ndarray:
-            t = merger.tensor(hf_name)
-            if n_head is not None:
-                t = permute_rows(t, n_head)
-            return _convert(t.numpy(), ggml_type)
-
-        plan.append(PlannedTensor(tensor_name(kind, block), tuple(shape), ggml_type, produce))
-
-    def stacked(layer: int, w: str, shape):
-        def produce() -> np.ndarray:
-            dtype = np.float16 if weight_type == GGMLQuantizationType.F16 else np.float32
-            out = np.empty(shape, dtype=dtype)
-            merger.fill_stacked(layer, w, out)
-            return _convert(out, weight_type)
-
-        plan.append(PlannedTensor(tensor_name(EXPERT_TENSORS[w], layer), tuple(shape), weight_type, produce))
-
-    H, I, E, hd = s.hidden_size, s.intermediate_size, s.num_experts, s.head_dim
-    single("model.embed_tokens.weight", MODEL_TENSOR.TOKEN_EMBD, None, (s.vocab_size, H))
-    for n in range(s.num_layers):
-        p = f"model.layers.{n}."
-        single(p + "input_layernorm.weight", MODEL_TENSOR.ATTN_NORM, n, (H,))
-        single(p + "self_attn.q_proj.weight", MODEL_TENSOR.ATTN_Q, n, (s.num_heads * hd, H), n_head=s.num_heads)
-        single(p + "self_attn.k_proj.weight", MODEL_TENSOR.ATTN_K, n, (s.num_kv_heads * hd, H), n_head=s.num_kv_heads)
-        single(p + "self_attn.v_proj.weight", MODEL_TENSOR.ATTN_V, n, (s.num_kv_heads * hd, H))
-        single(p + "self_attn.o_proj.weight", MODEL_TENSOR.ATTN_OUT, n, (H, s.num_heads * hd))
-        single(p + "post_attention_layernorm.weight", MODEL_TENSOR.FFN_NORM, n, (H,))
-        single(p + "block_sparse_moe.gate.weight", MODEL_TENSOR.FFN_GATE_INP, n, (E, H))
-        stacked(n, "w1", (E, I, H))
-        stacked(n, "w3", (E, I, H))
-        stacked(n, "w2", (E, H, I))
-    single("model.norm.weight", MODEL_TENSOR.OUTPUT_NORM, None, (H,))
-    single("lm_head.weight", MODEL_TENSOR.OUTPUT, None, (s.vocab_size, H))
+    for ref in mixtral.tensors(s):
+        if ref.xid is None:
+            plan.append(_single(merger, ref, weight_type))
+        elif ref.xid == 0:  # all experts of a block, stacked into one GGUF tensor
+            plan.append(_stacked(merger, ref, weight_type))
     return plan
+
+
+def _single(merger: Merger, ref: TensorRef, weight_type: GGMLQuantizationType) -> PlannedTensor:
+    s = merger.base.shape
+    shape = ref.shape(s)
+    ggml_type = GGMLQuantizationType.F32 if ref.spec.f32 or len(shape) == 1 else weight_type
+    n_head = getattr(s, ref.spec.rope_heads) if ref.spec.rope_heads else None
+
+    def produce() -> np.ndarray:
+        t = merger.tensor(ref.hf_name)
+        if n_head is not None:
+            t = permute_rows(t, n_head)
+        return _convert(t.numpy(), ggml_type)
+
+    return PlannedTensor(ref.gguf_name, tuple(shape), ggml_type, produce)
+
+
+def _stacked(merger: Merger, ref: TensorRef, weight_type: GGMLQuantizationType) -> PlannedTensor:
+    shape = (merger.base.shape.num_experts, *ref.shape(merger.base.shape))
+
+    def produce() -> np.ndarray:
+        out = np.empty(shape, dtype=np.float16 if weight_type == GGMLQuantizationType.F16 else np.float32)
+        merger.fill_stacked(ref.bid, ref.spec.module, out)
+        return _convert(out, weight_type)
+
+    return PlannedTensor(ref.gguf_name, shape, weight_type, produce)
 
 
 def sentencepiece_vocab(model_file: Path) -> tuple[list[bytes], list[float], list[int]]:
@@ -156,15 +130,31 @@ def sentencepiece_vocab(model_file: Path) -> tuple[list[bytes], list[float], lis
     return tokens, scores, types
 
 
-def chat_template_for(adapter_folder: Path | None) -> str:
-    """The template training used: the adapter's own copy if it carries one, else Aurora's."""
-    if adapter_folder is not None:
-        for name in ("chat_template.jinja",):
-            if (adapter_folder / name).is_file():
-                return (adapter_folder / name).read_text(encoding="utf-8")
-    from aurora_training.chat_format import CHAT_TEMPLATE
+def chat_template_for(base_folder: Path, adapter_folder: Path | None) -> tuple[str, str]:
+    """(template, where it came from): the one the adapter was trained with, else the base's own.
 
-    return CHAT_TEMPLATE
+    An adapter written by aurora-train carries `chat_template.jinja`; an adapter made elsewhere gets
+    Aurora's reference format (the format it was most likely trained on). Without an adapter the
+    base checkpoint keeps its own `tokenizer_config.json` template.
+    """
+    if adapter_folder is not None:
+        own = adapter_folder / "chat_template.jinja"
+        if own.is_file():
+            return own.read_text(encoding="utf-8"), str(own)
+        return chat_format.CHAT_TEMPLATE, f"Aurora's built-in {chat_format.TEMPLATE_NAME}"
+    cfg_file = base_folder / "tokenizer_config.json"
+    template = _tokenizer_config(base_folder).get("chat_template")
+    if isinstance(template, str) and template:
+        return template, str(cfg_file)
+    return chat_format.CHAT_TEMPLATE, f"Aurora's built-in {chat_format.TEMPLATE_NAME} (the base has none)"
+
+
+def _tokenizer_config(base_folder: Path) -> dict:
+    cfg_file = base_folder / "tokenizer_config.json"
+    if not cfg_file.is_file():
+        return {}
+    cfg = mixtral.read_json(cfg_file, "re-download the base checkpoint", CheckpointError)
+    return cfg if isinstance(cfg, dict) else {}
 
 
 def add_metadata(writer: gguf.GGUFWriter, merger: Merger, file_type: LlamaFileType) -> None:
@@ -190,24 +180,20 @@ def add_metadata(writer: gguf.GGUFWriter, merger: Merger, file_type: LlamaFileTy
     writer.add_expert_used_count(s.experts_per_token)
     writer.add_vocab_size(s.vocab_size)
     writer.add_file_type(file_type)
-    writer.add_string("general.aurora.exporter", EXPORTER)
+    writer.add_string(gguf_meta.EXPORTER, EXPORTER)
     if adapter is not None:
-        writer.add_string("general.aurora.adapter", str(adapter.folder.name))
-        writer.add_uint32("general.aurora.lora_rank", adapter.r)
-        writer.add_float32("general.aurora.lora_alpha", adapter.alpha)
-        writer.add_bool("general.aurora.lora_rslora", adapter.use_rslora)
-        writer.add_string("general.aurora.lora_targets", ",".join(sorted(adapter.target_modules)))
-        writer.add_string("general.aurora.merged_onto", "nf4-dequantized base" if merger.onto == "nf4"
-                          else "16-bit base")
-        provenance = adapter.extra.get("aurora") or {}
-        if (provenance.get("data") or {}).get("sha256"):
-            writer.add_string("general.aurora.train_data_sha256", provenance["data"]["sha256"])
-            writer.add_uint32("general.aurora.train_examples", int(provenance["data"]["examples"]))
-            writer.add_uint32("general.aurora.train_steps", int(provenance.get("steps", 0)))
-        datasets = provenance.get("datasets") or []
-        if datasets:
-            writer.add_dataset_count(len(datasets))
-            for i, d in enumerate(datasets):
+        writer.add_string(gguf_meta.ADAPTER, str(adapter.folder.name))
+        writer.add_uint32(gguf_meta.LORA_RANK, adapter.r)
+        writer.add_float32(gguf_meta.LORA_ALPHA, adapter.alpha)
+        writer.add_bool(gguf_meta.LORA_RSLORA, adapter.use_rslora)
+        writer.add_string(gguf_meta.LORA_TARGETS, ",".join(sorted(adapter.target_modules)))
+        writer.add_string(gguf_meta.MERGED_ONTO, "nf4-dequantized base" if merger.onto == "nf4" else "16-bit base")
+        provenance = adapter.provenance
+        if provenance is not None:
+            for key, value in provenance.gguf_fields().items():
+                {str: writer.add_string, int: writer.add_uint32, float: writer.add_float32}[type(value)](key, value)
+            writer.add_dataset_count(len(provenance.datasets))
+            for i, d in enumerate(provenance.datasets):
                 writer.add_dataset_name(i, str(d))
     add_tokenizer(writer, base.folder, adapter.folder if adapter else None)
 
@@ -215,10 +201,9 @@ def add_metadata(writer: gguf.GGUFWriter, merger: Merger, file_type: LlamaFileTy
 def add_tokenizer(writer: gguf.GGUFWriter, base_folder: Path, adapter_folder: Path | None) -> None:
     model_file = base_folder / "tokenizer.model"
     if not model_file.is_file():
-        raise FileNotFoundError(f"{model_file}: missing; the base checkpoint must carry its SentencePiece tokenizer")
+        raise CheckpointError(f"{model_file}: missing; the base checkpoint must carry its SentencePiece tokenizer")
     tokens, scores, types = sentencepiece_vocab(model_file)
-    cfg_file = base_folder / "tokenizer_config.json"
-    tok_cfg = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.is_file() else {}
+    tok_cfg = _tokenizer_config(base_folder)
     writer.add_tokenizer_model("llama")
     writer.add_tokenizer_pre("default")
     writer.add_token_list(tokens)
@@ -229,7 +214,9 @@ def add_tokenizer(writer: gguf.GGUFWriter, base_folder: Path, adapter_folder: Pa
     writer.add_unk_token_id(types.index(TOKEN_UNKNOWN) if TOKEN_UNKNOWN in types else 0)
     writer.add_add_bos_token(bool(tok_cfg.get("add_bos_token", True)))
     writer.add_add_eos_token(bool(tok_cfg.get("add_eos_token", False)))
-    writer.add_chat_template(chat_template_for(adapter_folder))
+    template, source = chat_template_for(base_folder, adapter_folder)
+    writer.add_chat_template(template)
+    writer.add_string(gguf_meta.CHAT_TEMPLATE_SOURCE, source)
 
 
 def write_planned(path: Path, arch: str, plan: list[PlannedTensor], add_kv: Callable[[gguf.GGUFWriter], None],

@@ -8,7 +8,6 @@ expert's w1/w2/w3. Merge, GGUF export and the tests all use `delta`.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -16,7 +15,12 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint, read_json
+from aurora_core import mixtral
+from aurora_core.errors import AuroraError
+from aurora_core.mixtral import read_json
+from aurora_core.provenance import Provenance
+
+from .checkpoint import Checkpoint
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -24,7 +28,7 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 PEFT_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
 
 
-class AdapterError(ValueError):
+class AdapterError(AuroraError):
     """An adapter that cannot be applied; the message names the file or tensor and what to do."""
 
 
@@ -40,7 +44,8 @@ class LoraAdapter:
     base_model: str | None
     pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # name -> (A, B)
     replaced: dict[str, torch.Tensor] = field(default_factory=dict)  # modules_to_save: whole new weights
-    extra: dict = field(default_factory=dict)  # the rest of adapter_config.json and aurora provenance
+    extra: dict = field(default_factory=dict)  # the rest of adapter_config.json
+    provenance: Provenance | None = None  # what training wrote beside the adapter
 
     @property
     def scale(self) -> float:
@@ -61,7 +66,9 @@ class LoraAdapter:
 def load_adapter(folder: str | Path) -> LoraAdapter:
     folder = Path(folder)
     cfg_path = folder / ADAPTER_CONFIG
-    cfg = read_json(cfg_path, AdapterError, "pass --adapter the folder that training wrote")
+    cfg = read_json(cfg_path, "pass --adapter the folder that training wrote", AdapterError)
+    if not isinstance(cfg, dict):
+        raise AdapterError(f"{cfg_path}: is not a JSON object; pass --adapter the folder that training wrote")
     if cfg.get("peft_type", "LORA") != "LORA":
         raise AdapterError(f"{cfg_path}: peft_type {cfg.get('peft_type')!r} is not LORA")
     if cfg.get("rank_pattern") or cfg.get("alpha_pattern"):
@@ -77,7 +84,15 @@ def load_adapter(folder: str | Path) -> LoraAdapter:
         raw = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types
         raise AdapterError(f"{weights}: unreadable ({exc}); re-copy the adapter") from None
-    adapter = LoraAdapter(folder=folder, r=int(cfg["r"]), alpha=float(cfg["lora_alpha"]),
+    try:
+        r, alpha = int(cfg["r"]), float(cfg["lora_alpha"])
+    except KeyError as exc:
+        raise AdapterError(f"{cfg_path}: key {exc.args[0]!r} is missing; the adapter config is incomplete") from None
+    except (TypeError, ValueError):
+        raise AdapterError(f"{cfg_path}: 'r' and 'lora_alpha' must be numbers") from None
+    if r < 1:
+        raise AdapterError(f"{cfg_path}: r = {r} must be at least 1; the adapter config is corrupt")
+    adapter = LoraAdapter(folder=folder, r=r, alpha=alpha,
                           use_rslora=bool(cfg.get("use_rslora", False)),
                           target_modules=list(cfg.get("target_modules") or []),
                           base_model=cfg.get("base_model_name_or_path"), extra=cfg)
@@ -97,9 +112,7 @@ def load_adapter(folder: str | Path) -> LoraAdapter:
         adapter.pairs[name] = (ab["A"], ab["B"])
     if not adapter.pairs and not adapter.replaced:
         raise AdapterError(f"{weights}: holds no LoRA tensors")
-    meta = folder / "aurora_provenance.json"
-    if meta.is_file():
-        adapter.extra["aurora"] = json.loads(meta.read_text(encoding="utf-8"))
+    adapter.provenance = Provenance.load(folder)
     return adapter
 
 
@@ -124,18 +137,10 @@ def check_against(adapter: LoraAdapter, base: Checkpoint) -> None:
 
 
 def _linear_shape(name: str, s) -> tuple[int, int]:
-    kv = s.num_kv_heads * s.head_dim
-    table = {
-        "q_proj": (s.num_heads * s.head_dim, s.hidden_size), "k_proj": (kv, s.hidden_size),
-        "v_proj": (kv, s.hidden_size), "o_proj": (s.hidden_size, s.num_heads * s.head_dim),
-        "w1": (s.intermediate_size, s.hidden_size), "w3": (s.intermediate_size, s.hidden_size),
-        "w2": (s.hidden_size, s.intermediate_size), "gate": (s.num_experts, s.hidden_size),
-        "lm_head": (s.vocab_size, s.hidden_size),
-    }
-    key = name.split(".")[-2]
-    if key not in table:
+    ref = mixtral.lookup(name)
+    if ref is None or len(ref.shape(s)) != 2:
         raise AdapterError(f"{name}: LoRA on this module is not supported by the export")
-    return table[key]
+    return ref.shape(s)
 
 
 def nf4_roundtrip(weight: torch.Tensor) -> torch.Tensor:

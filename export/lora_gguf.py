@@ -16,11 +16,13 @@ from pathlib import Path
 import gguf
 import numpy as np
 import torch
-from gguf import MODEL_TENSOR, GGMLQuantizationType
+from gguf import GGMLQuantizationType
+
+from aurora_core import gguf_meta, mixtral
+from aurora_core.gguf_meta import ARCH
 
 from .checkpoint import Checkpoint
-from .gguf_model import ARCH, BLOCK_TENSORS, EXPERT_TENSORS, EXPORTER, PlannedTensor, permute_rows, tensor_name, \
-    write_planned
+from .gguf_model import EXPORTER, PlannedTensor, permute_rows, write_planned
 from .lora import AdapterError, LoraAdapter, check_against
 
 F32 = GGMLQuantizationType.F32
@@ -34,23 +36,25 @@ def _matrix(adapter: LoraAdapter, name: str, half: int, n_head: int | None) -> t
 
 def plan_lora(adapter: LoraAdapter, base: Checkpoint) -> list[PlannedTensor]:
     s = base.shape
+    for hf in adapter.pairs:
+        if ".layers." not in hf:
+            raise AdapterError(f"{adapter.folder}: LoRA on {hf} cannot be written as a GGUF LoRA; "
+                               "use `aurora-export gguf --adapter` to merge it instead")
     plan: list[PlannedTensor] = []
-    heads = {MODEL_TENSOR.ATTN_Q: s.num_heads, MODEL_TENSOR.ATTN_K: s.num_kv_heads}
 
     def add(name: str, shapes, produce):
         """`.lora_a` and `.lora_b` of one GGUF tensor, each made on its own when it is written."""
         for half, suffix in ((0, ".lora_a"), (1, ".lora_b")):
             plan.append(PlannedTensor(name + suffix, tuple(shapes[half]), F32, lambda half=half: produce(half)))
 
-    for n in range(s.num_layers):
-        p = f"model.layers.{n}."
-        for suffix, kind in BLOCK_TENSORS.items():
-            hf = p + suffix
-            if hf in adapter.pairs:
-                add(tensor_name(kind, n), [t.shape for t in adapter.pairs[hf]],
-                    lambda half, hf=hf, nh=heads.get(kind): _matrix(adapter, hf, half, nh).numpy())
-        for w, kind in EXPERT_TENSORS.items():
-            names = [p + f"block_sparse_moe.experts.{e}.{w}.weight" for e in range(s.num_experts)]
+    for ref in mixtral.tensors(s):
+        if ref.xid is None:
+            if ref.hf_name in adapter.pairs:
+                n_head = getattr(s, ref.spec.rope_heads) if ref.spec.rope_heads else None
+                add(ref.gguf_name, [t.shape for t in adapter.pairs[ref.hf_name]],
+                    lambda half, hf=ref.hf_name, nh=n_head: _matrix(adapter, hf, half, nh).numpy())
+        elif ref.xid == 0:
+            names = [mixtral.expert_name(ref.bid, e, ref.spec.module) for e in range(s.num_experts)]
             present = [x for x in names if x in adapter.pairs]
             if not present:
                 continue
@@ -63,11 +67,7 @@ def plan_lora(adapter: LoraAdapter, base: Checkpoint) -> list[PlannedTensor]:
                         out[e] = _matrix(adapter, x, half, None).numpy()
                 return out
 
-            add(tensor_name(kind, n), shapes, stacked)
-    for hf in adapter.pairs:
-        if ".layers." not in hf:
-            raise AdapterError(f"{adapter.folder}: LoRA on {hf} cannot be written as a GGUF LoRA; "
-                               "use `aurora-export gguf --adapter` to merge it instead")
+            add(ref.gguf_name, shapes, stacked)
     return plan
 
 
@@ -82,7 +82,7 @@ def write_lora_gguf(path: Path, adapter: LoraAdapter, base: Checkpoint, progress
         writer.add_string("adapter.type", "lora")
         writer.add_float32("adapter.lora.alpha", adapter.scale * adapter.r)
         writer.add_name(adapter.folder.name)
-        writer.add_string("general.aurora.exporter", EXPORTER)
-        writer.add_string("general.aurora.base", base.folder.name)
+        writer.add_string(gguf_meta.EXPORTER, EXPORTER)
+        writer.add_string(gguf_meta.BASE, base.folder.name)
 
     return write_planned(Path(path), ARCH, plan_lora(adapter, base), add_kv, progress, desc="gguf lora")

@@ -20,14 +20,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from aurora_training.atomic import new_folder
+from aurora_core import mixtral
+from aurora_core.errors import AuroraError
+from aurora_core.files import new_folder
 
 from .checkpoint import INDEX_FILE, Checkpoint
 from .lora import LoraAdapter, check_against, nf4_roundtrip
 
 ONTO = ("base", "nf4")
-QUANTIZED_IN_QLORA = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                      ".w1.", ".w2.", ".w3.")
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "generation_config.json")
 
@@ -37,7 +37,7 @@ class Merger:
 
     def __init__(self, base: Checkpoint, adapter: LoraAdapter | None = None, onto: str = "base") -> None:
         if onto not in ONTO:
-            raise ValueError(f"--merge-onto {onto!r}: choose base or nf4")
+            raise AuroraError(f"--merge-onto {onto!r}: choose base or nf4")
         if adapter is not None:
             check_against(adapter, base)
         self.base = base
@@ -52,14 +52,14 @@ class Merger:
         delta = self.adapter.delta(name) if self.adapter is not None else None
         if delta is None:
             return w.float()
-        if self.onto == "nf4" and any(k in name for k in QUANTIZED_IN_QLORA):
+        if self.onto == "nf4" and mixtral.lookup(name).spec.qlora_4bit:
             return nf4_roundtrip(w) + delta
         return w.float() + delta
 
     def fill_stacked(self, layer: int, w: str, out: np.ndarray, transform: Callable | None = None) -> None:
         """Write every expert's merged `w` of `layer` into out[e] (any float dtype), expert by expert."""
         for e in range(self.base.shape.num_experts):
-            t = self.tensor(f"model.layers.{layer}.block_sparse_moe.experts.{e}.{w}.weight")
+            t = self.tensor(mixtral.expert_name(layer, e, w))
             out[e] = (transform(t) if transform else t).numpy()
 
 

@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+from aurora_core.errors import AuroraError
+
 # Output type -> llama.cpp file type, and approximate bits per weight (for the size check and progress).
 QUANT_TYPES = {
     "q8_0": ("LLAMA_FTYPE_MOSTLY_Q8_0", 8.5),
@@ -21,7 +23,7 @@ QUANT_TYPES = {
 }
 
 
-class QuantizeError(RuntimeError):
+class QuantizeError(AuroraError):
     pass
 
 

@@ -88,9 +88,9 @@ def reference_model(base_dir: Path, adapter_dir: Path | None, onto: str = "base"
 def file_type_of(path: Path) -> str:
     import gguf
 
-    from aurora_desktop.gguf_check import field_value
+    from aurora_core import gguf_meta
 
-    ftype = int(field_value(gguf.GGUFReader(str(path)), "general.file_type"))
+    ftype = int(gguf_meta.read_metadata(path)[gguf_meta.GENERAL_FILE_TYPE])
     return gguf.LlamaFileType(ftype).name.replace("MOSTLY_", "").replace("ALL_", "").lower()
 
 

@@ -105,11 +105,17 @@ def test_bad_model_file_is_one_line(tmp_path):
         f"aurora-chat: error: {bad}: not a GGUF file (starts with b'not '); export one with aurora-export gguf"]
 
 
+# Connections, name lookups and sends; a bind to loopback port 0 is urllib3's import-time IPv6 probe
+# (pulled in by gguf-py when mistral-common is installed), which sends nothing.
 GUARD = """
 import sys
 events = []
+WATCHED = ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.sendto", "socket.sendmsg",
+           "urllib.Request", "http.client.connect")
 def hook(event, args):
-    if event.startswith(("socket.", "urllib.", "http.")):
+    if event.startswith(WATCHED):
+        events.append(event)
+    elif event == "socket.bind" and str(args[1][0]) not in ("::1", "127.0.0.1", "localhost"):
         events.append(event)
 sys.addaudithook(hook)
 from aurora_desktop.chat_cli import main

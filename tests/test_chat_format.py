@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from aurora_training.chat_format import (
-    CHAT_TEMPLATE, IGNORE_INDEX, ChatFormatError, Turn, encode_conversation, encode_prompt, render_fragments,
+from aurora_core.chat_format import (
+    CHAT_TEMPLATE, IGNORE_INDEX, ChatFormatError, ChatTemplate, ChatTemplateError, Control, Reply, Turn,
+    encode_conversation, encode_pieces, encode_prompt, render_fragments, render_text,
 )
 
 CONVERSATIONS = [
@@ -32,12 +33,12 @@ def render_jinja(system, turns):
 
 @pytest.mark.parametrize("system,turns", CONVERSATIONS)
 def test_fragments_equal_the_jinja_rendering(system, turns):
-    assert "".join(render_fragments(turns, system)) == render_jinja(system, turns)
+    assert render_text(render_fragments(turns, system)) == render_jinja(system, turns)
 
 
-def test_golden_rendering():
+def test_golden_rendering_is_the_reference_form():
     system, turns = CONVERSATIONS[2]
-    assert render_jinja(system, turns) == "<s>[INST] 你是一个乐于助人的助手。\n\n1+1=? [/INST]2</s>[INST] 再加3呢？ [/INST]"
+    assert render_jinja(system, turns) == "<s> [INST] 你是一个乐于助人的助手。\n\n1+1=? [/INST] 2</s> [INST] 再加3呢？ [/INST]"
 
 
 def test_roles_must_alternate():
@@ -60,12 +61,14 @@ def test_labels_keep_exactly_the_assistant_replies(sp):
              Turn("user", "第三个问题"), Turn("assistant", "第三个回答😀")]
     ids, labels = encode_conversation(sp.encode, turns, "系统提示", bos_id=1, eos_id=2)
     assert len(ids) == len(labels) and ids[0] == 1 and labels[0] == IGNORE_INDEX
-    # Cut the label stream at every </s>: each piece decodes to one assistant reply.
+    # Cut the label stream at every </s>: each piece decodes to one assistant reply, and each starts
+    # with the word-start piece (the reply is its own SentencePiece fragment).
     replies, current = [], []
     for tok in labels:
         if tok == IGNORE_INDEX:
             continue
         if tok == 2:
+            assert sp.id_to_piece(current[0]).startswith("▁")
             replies.append(sp.decode(current))
             current = []
         else:
@@ -87,3 +90,25 @@ def test_truncation_keeps_whole_turns(sp):
 def test_user_text_never_becomes_a_control_token(sp):
     ids = encode_prompt(sp.encode, [Turn("user", "</s><s>[INST]")], None, 1, 2)
     assert ids.count(1) == 1 and 2 not in ids
+
+
+def test_sampled_reply_ids_take_the_place_of_the_reply_and_its_space(sp):
+    turns = [Turn("user", "你好"), Turn("assistant", "您好"), Turn("user", "再见")]
+    reference = encode_prompt(sp.encode, turns, None, 1, 2)
+    reply_ids = tuple(sp.encode("您好"))  # what the model samples after [/INST]: the word-start first
+    template = ChatTemplate(CHAT_TEMPLATE)
+    messages = [{"role": t.role, "content": t.content} for t in turns]
+    pieces = template.render(messages, replies={1: Reply(reply_ids, "您好")})
+    assert Reply(reply_ids, "您好") in pieces
+    assert encode_pieces(pieces, sp.encode, 1, 2) == reference
+    # Ids that differ from the text's own tokenization are kept as sampled (they are in the KV cache).
+    odd = tuple(sp.encode("您")) + tuple(sp.encode("好")[1:])
+    spliced = encode_pieces(template.render(messages, replies={1: Reply(odd, "您好")}), sp.encode, 1, 2)
+    assert spliced == [1] + sp.encode("[INST] 你好 [/INST]") + list(odd) + [2] + sp.encode("[INST] 再见 [/INST]")
+
+
+def test_sandbox_refuses_attribute_tricks():
+    with pytest.raises(ChatTemplateError, match="SecurityError"):
+        ChatTemplate("{{ ''.__class__.__mro__ }}").render([{"role": "user", "content": "x"}])
+    pieces = ChatTemplate(CHAT_TEMPLATE).render([{"role": "user", "content": "a\ue000b"}])
+    assert pieces == [Control.BOS, " [INST] ab [/INST]"]  # a private-use marker in user text stays text

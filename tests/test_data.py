@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aurora_training.data import DataConfig, DataError, prepare, split_of, write_report
+from aurora_training.data import DataConfig, DataError, prepare, write_report
+from aurora_training.data.prepare import split_of
 
 AURORA_DATA = str(Path(sysconfig.get_path("scripts")) / "aurora-data")
 
@@ -188,8 +189,9 @@ def test_command_line_run_and_one_line_errors(datasets, tmp_path):
 
 
 def test_split_of_depends_on_text_only():
-    from aurora_training.data import Conversation
+    from aurora_core.chat_format import Turn
+    from aurora_core.records import ConversationRecord
 
-    a = Conversation("x:1", "a.json", None, None, [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "好"}])
-    b = Conversation("y:9", "b.json", "cat", None, a.turns)
+    a = ConversationRecord("x:1", "a.json", None, None, [Turn("user", "你好"), Turn("assistant", "好")])
+    b = ConversationRecord("y:9", "b.json", "cat", None, a.turns)
     assert split_of(a, 0.3) == split_of(b, 0.3)

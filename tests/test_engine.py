@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from aurora_desktop.chat_template import BUILTIN_TEMPLATE, ChatTemplate, ChatTemplateError
+from aurora_core.chat_format import CHAT_TEMPLATE, ChatTemplate, ChatTemplateError, Control
 from aurora_desktop.conversation import Conversation
-from aurora_desktop.engine import ChatEngine, EngineConfig, SamplingSettings, Utf8Stream, _split_stop
+from aurora_desktop.engine import ChatEngine, EngineConfig, SamplingSettings, Utf8Stream, _split_stop, consume
 from aurora_desktop.gguf_check import ModelCheckError, check_gguf
 
 GREEDY = dict(temperature=0.0, seed=1)
@@ -45,19 +45,13 @@ def five_turns():
 
 
 def test_five_turn_ids_equal_the_training_formatter(engine, export_kit):
-    from aurora_training.chat_format import Turn, encode_prompt
+    from aurora_core.chat_format import Turn, encode_prompt
 
     conv = five_turns()
     turns = [Turn(m.role, m.content) for m in conv.messages]
     expected = encode_prompt(sp_of(export_kit).encode, turns, conv.system, 1, 2)
     assert engine.prompt_tokens(conv) == expected
     assert engine.warnings == []  # the GGUF's own template was used
-
-
-def test_builtin_template_is_the_training_template():
-    from aurora_training.chat_format import CHAT_TEMPLATE
-
-    assert BUILTIN_TEMPLATE == CHAT_TEMPLATE
 
 
 def test_user_text_cannot_inject_control_tokens(engine):
@@ -86,8 +80,7 @@ def test_hostile_template_is_refused(export_kit, export_adapter, tmp_path):
         assert any("refused" in w and "SecurityError" in w for w in e.warnings)
         conv = Conversation()
         conv.add_user("你好")
-        text = "".join(e.template.render(conv.as_messages())[1:2])
-        assert text == "[INST] 你好 [/INST]" and "class" not in text
+        assert e.template.render(conv.as_messages()) == [Control.BOS, " [INST] 你好 [/INST]"]
     finally:
         e.close()
     with pytest.raises(ChatTemplateError, match="SecurityError"):
@@ -97,11 +90,12 @@ def test_hostile_template_is_refused(export_kit, export_adapter, tmp_path):
 def test_stream_is_whole_characters_and_adds_up(engine):
     conv = Conversation()
     conv.add_user("请写一段很长的中文故事。")
-    pieces = list(engine.stream(conv, SamplingSettings(temperature=1.0, seed=3, max_tokens=200)))
-    gen = engine.last
+    pieces = []
+    gen = consume(engine.stream(conv, SamplingSettings(temperature=1.0, seed=3, max_tokens=200)), pieces.append)
     assert gen.completion_tokens > 20
     assert all(isinstance(p, str) and p for p in pieces)
     full = engine.llm.detokenize(gen.token_ids).decode("utf-8", errors="replace")
+    full = full[1:] if full.startswith(" ") else full  # the word-start piece is not part of the reply's text
     assert "".join(pieces) == full == gen.text
     # The tiny model writes byte-fallback tokens: some characters really were split across tokens.
     assert any(not engine.llm.detokenize([t]).decode("utf-8", errors="ignore") for t in gen.token_ids) \
@@ -121,17 +115,20 @@ def test_cancel_from_another_thread_then_next_turn_works(engine):
     conv.add_user("讲一个故事")
     settings = SamplingSettings(max_tokens=1500, **GREEDY)
     seen = []
-    gen = engine.stream(conv, settings)
-    for piece in gen:
+
+    def on_piece(piece):
         seen.append(piece)
         if len(seen) == 5:
             threading.Thread(target=engine.cancel).start()
-    assert engine.last.stop_reason == "cancelled"
-    assert engine.last.completion_tokens < 1500
-    conv.add_assistant(engine.last.text, engine.last.reusable_ids)
+
+    gen = consume(engine.stream(conv, settings), on_piece)
+    assert gen.stop_reason == "cancelled"
+    assert gen.completion_tokens < 1500
+    conv.add_assistant(gen.text, gen.reusable_ids)
     conv.add_user("继续")
-    again = "".join(engine.stream(conv, SamplingSettings(max_tokens=10, **GREEDY)))
-    assert engine.last.stop_reason in ("length", "eos") and again == engine.last.text
+    pieces = []
+    again = consume(engine.stream(conv, SamplingSettings(max_tokens=10, **GREEDY)), pieces.append)
+    assert again.stop_reason in ("length", "eos") and "".join(pieces) == again.text
 
 
 def test_cancel_during_prompt_evaluation(chat_gguf):
@@ -147,8 +144,9 @@ def test_cancel_during_prompt_evaluation(chat_gguf):
         e.llm.eval = eval_then_cancel
         conv = Conversation()
         conv.add_user("很长的问题。" * 60)
-        assert list(e.stream(conv)) == []
-        assert e.last.stop_reason == "cancelled" and calls == [16]
+        pieces = []
+        gen = consume(e.stream(conv), pieces.append)
+        assert pieces == [] and gen.stop_reason == "cancelled" and calls == [16]
     finally:
         e.close()
 
@@ -156,12 +154,10 @@ def test_cancel_during_prompt_evaluation(chat_gguf):
 def test_follow_up_turn_evaluates_only_new_tokens(engine):
     conv = Conversation(system="你是助手。")
     conv.add_user("第一个问题")
-    "".join(engine.stream(conv, SamplingSettings(max_tokens=30, **GREEDY)))
-    first = engine.last
+    first = consume(engine.stream(conv, SamplingSettings(max_tokens=30, **GREEDY)))
     conv.add_assistant(first.text, first.reusable_ids)
     conv.add_user("第二个问题")
-    "".join(engine.stream(conv, SamplingSettings(max_tokens=5, **GREEDY)))
-    second = engine.last
+    second = consume(engine.stream(conv, SamplingSettings(max_tokens=5, **GREEDY)))
     new_user_tokens = len(engine.llm.tokenize("[INST] 第二个问题 [/INST]".encode(), add_bos=False))
     assert second.reused_tokens >= first.prompt_tokens + first.completion_tokens - 1
     assert second.prompt_tokens - second.reused_tokens <= new_user_tokens + 2
@@ -175,15 +171,16 @@ def test_overflow_drops_oldest_turns_but_keeps_the_system_prompt(chat_gguf):
             conv.add_user(f"第{i}个问题，内容比较长一些，用来填满上下文。")
             conv.add_assistant(f"第{i}个回答，同样比较长，用来填满上下文窗口。")
         conv.add_user("最后的问题")
-        out = "".join(e.stream(conv, SamplingSettings(max_tokens=16, **GREEDY)))
-        assert e.last.dropped_turns >= 2 and e.last.dropped_turns % 2 == 0
-        assert e.last.prompt_tokens + 16 <= 256
-        kept = Conversation(system=conv.system, messages=conv.messages[e.last.dropped_turns:])
+        pieces = []
+        gen = consume(e.stream(conv, SamplingSettings(max_tokens=16, **GREEDY)), pieces.append)
+        assert gen.dropped_turns >= 2 and gen.dropped_turns % 2 == 0
+        assert gen.prompt_tokens + 16 <= 256
+        kept = Conversation(system=conv.system, messages=conv.messages[gen.dropped_turns:])
         ids = e.prompt_tokens(kept)
         assert ids == e.llm.input_ids[: len(ids)].tolist()  # exactly what llama.cpp evaluated
         text = e.llm.detokenize(ids[1:]).decode("utf-8", "replace").strip()
-        assert text.startswith(f"[INST] 系统提示：永远保留。\n\n第{e.last.dropped_turns // 2}个问题")
-        assert out == e.last.text
+        assert text.startswith(f"[INST] 系统提示：永远保留。\n\n第{gen.dropped_turns // 2}个问题")
+        assert "".join(pieces) == gen.text
     finally:
         e.close()
 

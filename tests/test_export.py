@@ -108,9 +108,9 @@ def test_gguf_layout_and_metadata(exported, export_kit):
     assert int(field("llama.expert_count")[0]) == 4 and int(field("llama.expert_used_count")[0]) == 2
     assert float(field("llama.rope.freq_base")[0]) == 1e6
     assert bytes(field("tokenizer.ggml.model")).decode() == "llama"
-    from aurora_training.chat_format import CHAT_TEMPLATE
+    from aurora_core.chat_format import CHAT_TEMPLATE
 
-    assert bytes(field("tokenizer.chat_template")).decode() == CHAT_TEMPLATE
+    assert bytes(field("tokenizer.chat_template")).decode() == CHAT_TEMPLATE  # the adapter's own copy
     assert int(field("general.aurora.lora_rank")[0]) == 4
     shapes = {t.name: tuple(int(x) for x in t.shape) for t in reader.tensors}
     assert shapes["blk.1.ffn_gate_exps.weight"] == (256, 512, 4)  # GGUF order: (in, out, experts)
@@ -155,11 +155,15 @@ def test_llama_cpp_tokenizer_matches_sentencepiece(exported, export_kit):
     assert bad == []
 
 
-def test_three_turn_chat_tokens_equal_the_training_formatter(exported, export_kit):
+def test_llama_cpp_python_one_string_path_differs_only_by_its_word_start(exported, export_kit):
+    """llama-cpp-python's chat completion renders the GGUF's template as one string and lets llama.cpp
+    tokenize it, which adds a word-start to the text after every control token (SentencePiece's legacy
+    rule): `<s> [INST]` becomes `▁▁[INST]`. Every fragment is otherwise the reference's; the chat engine,
+    which encodes fragment by fragment, has exactly the reference ids (test_reference_format.py)."""
     from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    from aurora_training.chat_format import Turn, encode_prompt
+    from aurora_core.chat_format import Turn, encode_prompt
 
     llm = Llama(str(exported["f16"]), vocab_only=True, verbose=False)
     template = llm.metadata["tokenizer.chat_template"]
@@ -167,12 +171,25 @@ def test_three_turn_chat_tokens_equal_the_training_formatter(exported, export_ki
              Turn("assistant", "2+2=4。"), Turn("user", "谢谢，再见。")]
     messages = [{"role": "system", "content": "你是一个乐于助人的助手。"}] + [
         {"role": t.role, "content": t.content} for t in turns]
-    # What llama-cpp-python's chat completion does with a GGUF's template:
     result = Jinja2ChatFormatter(template=template, eos_token="</s>", bos_token="<s>",
                                  add_generation_prompt=True)(messages=messages)
-    ids = llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
-    sp = sp_of(export_kit)
-    assert ids == encode_prompt(sp.encode, turns, "你是一个乐于助人的助手。", 1, 2)
+    theirs = llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+    ours = encode_prompt(sp_of(export_kit).encode, turns, "你是一个乐于助人的助手。", 1, 2)
+
+    def fragments(ids):
+        out, current = [], []
+        for t in ids + [2]:
+            if t in (1, 2):
+                if current:
+                    out.append(llm.detokenize(current).decode("utf-8"))
+                current = []
+            else:
+                current.append(t)
+        return out, [t for t in ids if t in (1, 2)]
+
+    (their_text, their_controls), (our_text, our_controls) = fragments(theirs), fragments(ours)
+    assert their_controls == our_controls == [1, 2, 2]
+    assert their_text == [" " + x for x in our_text] and theirs != ours
 
 
 def test_lora_gguf_at_load_time_equals_merged(exported, export_kit, export_adapter, tmp_path):
@@ -370,3 +387,32 @@ def test_interrupted_write_leaves_no_file(export_kit, tmp_path, monkeypatch):
 def test_unknown_type_lists_the_choices(export_kit, tmp_path):
     assert_one_line_error(run_export("gguf", "--base", str(export_kit), "--out", str(tmp_path / "o.gguf"),
                                      "--type", "f16,q4_k_z"), "q4_k_z", "q4_k_m")
+
+
+def test_without_an_adapter_the_base_keeps_its_own_template(export_kit, tmp_path):
+    """aurora-export gguf without --adapter writes the base's tokenizer_config.json template and says so."""
+    import json
+    import shutil
+
+    from aurora_core import gguf_meta
+
+    base = shutil.copytree(export_kit, tmp_path / "base")
+    cfg = json.loads((base / "tokenizer_config.json").read_text())
+    cfg["chat_template"] = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    (base / "tokenizer_config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "base.gguf"
+    result = subprocess.run([AURORA_EXPORT, "gguf", "--base", str(base), "--out", str(out), "--type", "f32",
+                             "--no-progress"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"chat template: {base / 'tokenizer_config.json'}" in result.stdout
+    meta = gguf_meta.read_metadata(out)
+    assert meta[gguf_meta.CHAT_TEMPLATE] == cfg["chat_template"]
+    assert gguf_meta.LORA_RANK not in meta
+
+
+def test_export_gguf_is_the_library_entry(export_kit, export_adapter, tmp_path):
+    from aurora_export.pipeline import export_gguf
+
+    paths = export_gguf(export_kit, export_adapter, tmp_path / "m.gguf", ["f16", "q8_0"], progress=False)
+    assert paths == {"f16": tmp_path / "m-f16.gguf", "q8_0": tmp_path / "m-q8_0.gguf"}
+    assert all(p.is_file() for p in paths.values())

@@ -45,17 +45,20 @@ def test_desktop_extra_does_not_pull_torch():
     assert "torch" in _closure(extras["train"])
 
 
-def test_aurora_desktop_imports_no_heavy_package():
+def imported_after_loading(package: str, watched: set[str]) -> list[str]:
+    """The `watched` top-level modules that importing every module of `package` pulls in (a fresh process)."""
     code = (
-        "import sys, pkgutil, importlib, aurora_desktop\n"
-        "for m in pkgutil.walk_packages(aurora_desktop.__path__, 'aurora_desktop.'):\n"
+        f"import sys, pkgutil, importlib, {package}\n"
+        f"for m in pkgutil.walk_packages({package}.__path__, '{package}.'):\n"
         "    importlib.import_module(m.name)\n"
-        "bad = sorted(n for n in sys.modules if n.split('.')[0] in "
-        "{'torch', 'transformers', 'peft', 'bitsandbytes', 'aurora_training', 'aurora_export'})\n"
-        "print(','.join(bad))\n"
+        f"print(','.join(sorted(n for n in sys.modules if n.split('.')[0] in {sorted(watched)!r})))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    return [x for x in out.stdout.strip().split(",") if x]
+
+
+def test_aurora_desktop_imports_no_heavy_package():
+    assert imported_after_loading("aurora_desktop", HEAVY | {"aurora_training", "aurora_export"}) == []
 
 
 def test_folders_map_to_collision_free_import_names():
@@ -64,3 +67,61 @@ def test_folders_map_to_collision_free_import_names():
 
     assert Path(aurora_training.__file__).parent == ROOT / "training"
     assert Path(aurora_export.__file__).parent == ROOT / "export"
+
+
+PACKAGES = {"aurora_core": ROOT / "core", "aurora_desktop": ROOT / "aurora_desktop",
+            "aurora_training": ROOT / "training", "aurora_export": ROOT / "export"}
+
+
+def _imported_packages(folder: Path) -> dict[str, set[str]]:
+    """Every aurora_* package each file under `folder` imports (absolute imports; relative ones stay inside)."""
+    import ast
+
+    out: dict[str, set[str]] = {}
+    for path in folder.rglob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            found |= {n.split(".")[0] for n in names if n.startswith("aurora_")}
+        out[str(path.relative_to(ROOT))] = found
+    return out
+
+
+def test_stages_import_aurora_core_and_never_each_other():
+    bad = []
+    for package, folder in PACKAGES.items():
+        allowed = {package} if package == "aurora_core" else {package, "aurora_core"}
+        for path, imported in _imported_packages(folder).items():
+            bad += [f"{path} imports {other}" for other in sorted(imported - allowed)]
+    assert bad == []
+    # The check itself can fail: a stage that imported another stage would be listed.
+    assert "aurora_core" in _imported_packages(ROOT / "export")["export/pipeline.py"]
+
+
+def test_aurora_core_imports_no_torch_and_no_qt():
+    watched = HEAVY | {"PySide6", "shiboken6", "numpy", "gguf", "llama_cpp"}
+    assert imported_after_loading("aurora_core", watched) == []
+    assert "torch" in imported_after_loading("aurora_export", {"torch"})  # the check itself can fail
+
+
+def test_every_extra_installs_aurora_core_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert _name(project["dependencies"][0]) == "jinja2"  # aurora_core's one dependency, in the base install
+    assert "aurora_core" in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+
+
+def test_the_tensor_table_uses_llama_cpps_names():
+    """Our Mixtral table against gguf-py's own tensor tables (llama.cpp's names, written by others)."""
+    import gguf
+
+    from aurora_core import mixtral
+
+    arch = gguf.MODEL_ARCH.LLAMA
+    names = {gguf.TENSOR_NAMES[t] for t in gguf.MODEL_TENSORS[arch]}
+    mapping = gguf.get_tensor_name_map(arch, 4)
+    for spec in mixtral.ALL_SPECS:
+        assert spec.gguf.removesuffix(".weight") in names, spec.gguf
+        hf = spec.hf.format(bid=1, xid=0).removesuffix(".weight")
+        if ".experts." not in hf:  # gguf-py maps the per-expert names only when merging them itself
+            assert mapping.get_name(hf) == spec.gguf.format(bid=1).removesuffix(".weight"), hf

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from aurora_core.errors import AuroraError
 from aurora_training.tiny import TinyBaseConfig, shard_plan, write_tiny_base
 
 SAMPLES = [
@@ -105,13 +106,13 @@ def test_tokenizer_has_mixtral_settings(tiny_base):
 def test_chat_template_is_in_tokenizer_config(tiny_base):
     from transformers import AutoTokenizer
 
-    from aurora_training.chat_format import CHAT_TEMPLATE
+    from aurora_core.chat_format import CHAT_TEMPLATE
 
     tok = AutoTokenizer.from_pretrained(tiny_base)
     assert tok.chat_template == CHAT_TEMPLATE
     text = tok.apply_chat_template(
         [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "您好！"}], tokenize=False)
-    assert text == "<s>[INST] 你好 [/INST]您好！</s>"
+    assert text == "<s> [INST] 你好 [/INST] 您好！</s>"
 
 
 def _digests(folder):
@@ -131,7 +132,7 @@ def test_refuses_to_overwrite_without_force(tiny_base, tmp_path):
     target = tmp_path / "kept"
     target.mkdir()
     (target / "precious.txt").write_text("user data")
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(AuroraError, match="--force"):
         write_tiny_base(target, TinyBaseConfig())
     assert (target / "precious.txt").read_text() == "user data"
     assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # no temporary folder left behind

@@ -78,12 +78,13 @@ def test_qlora_60_steps_cut_the_loss(tiny_base, train_data, tmp_path):
     assert rows[-1]["loss"] < 0.7 * rows[0]["loss"]
     assert {"adapter_config.json", "adapter_model.safetensors", "chat_template.jinja", "training_config.yaml",
             "aurora_provenance.json"} <= {p.name for p in adapter.iterdir()}
-    from aurora_training.chat_format import CHAT_TEMPLATE
+    from aurora_core.chat_format import CHAT_TEMPLATE
 
     assert (adapter / "chat_template.jinja").read_text() == CHAT_TEMPLATE
     provenance = json.loads((adapter / "aurora_provenance.json").read_text())
-    assert provenance["datasets"] == ["chat.jsonl"] and len(provenance["data"]["sha256"]) == 64
-    assert provenance["aurora_data_manifest"]["read"] == {"chat.jsonl": 9}
+    assert provenance["datasets"] == ["chat.jsonl"] and len(provenance["data_sha256"]) == 64
+    assert provenance["data_manifest"]["read"] == {"chat.jsonl": 9}
+    assert provenance["quantized_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj", "w1", "w3", "w2"]
     assert (tmp_path / "run" / "loss.png").read_bytes()[:4] == b"\x89PNG"
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3"}
@@ -103,7 +104,7 @@ def test_trained_adapter_exports_and_carries_provenance(tiny_base, train_data, t
     field = lambda k: reader.fields[k].parts[reader.fields[k].data[0]]  # noqa: E731
     assert bytes(field("general.dataset.0.name")).decode() == "chat.jsonl"
     provenance = json.loads((adapter / "aurora_provenance.json").read_text())
-    assert bytes(field("general.aurora.train_data_sha256")).decode() == provenance["data"]["sha256"]
+    assert bytes(field("general.aurora.train_data_sha256")).decode() == provenance["data_sha256"]
     assert int(field("general.aurora.train_steps")[0]) == 3
 
 
@@ -199,7 +200,7 @@ def test_base_that_is_not_mixtral(tiny_base, train_data, tmp_path, no_model_load
     cfg = json.loads((base / "config.json").read_text())
     cfg["model_type"] = "llama"
     (base / "config.json").write_text(json.dumps(cfg))
-    run_expect(quick(base, train_data, tmp_path / "o"), "model_type 'llama', not Mixtral")
+    run_expect(quick(base, train_data, tmp_path / "o"), "model_type 'llama' is not Mixtral")
 
 
 def test_cutoff_shorter_than_the_template(tiny_base, train_data, tmp_path, no_model_load):

@@ -11,12 +11,17 @@ import argparse
 import sys
 from dataclasses import fields
 
-from .config import ConfigError, TrainConfig
+from aurora_core.errors import AuroraError, run_main
+
+from .config import TrainConfig
 from .tiny import TinyBaseConfig, write_tiny_base
 
 
 def _tiny_base(args: argparse.Namespace) -> int:
-    cfg = TinyBaseConfig(**{f.name: getattr(args, f.name) for f in fields(TinyBaseConfig)})
+    try:
+        cfg = TinyBaseConfig(**{f.name: getattr(args, f.name) for f in fields(TinyBaseConfig)})
+    except ValueError as exc:
+        raise AuroraError(str(exc)) from None
     out = write_tiny_base(args.out, cfg, force=args.force)
     print(f"wrote tiny Mixtral checkpoint to {out}")
     return 0
@@ -78,6 +83,7 @@ _DOCS = {
     "top_k": "experts used per token", "vocab": "target SentencePiece vocabulary size",
     "context": "max_position_embeddings", "shards": "number of safetensors shards (>= 2)",
     "dtype": "weight dtype on disk: bfloat16, float16 or float32", "seed": "seed for the random weights",
+    "tokenizer": "a SentencePiece tokenizer.model to use instead of training one (e.g. the real Mixtral one)",
 }
 
 
@@ -92,19 +98,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from .config import load_config
-    from .estimate import MIXTRAL_8X7B, Shape, estimate, table
+    from aurora_core import mixtral
+
+    from .estimate import estimate, table
 
     if args.config and "=" in args.config:  # `estimate key=value ...` without a config file
         args.overrides.insert(0, args.config)
         args.config = None
     cfg = load_config(args.config, args.overrides, validate=False)
-    shape = MIXTRAL_8X7B
+    shape = mixtral.MIXTRAL_8X7B
     if args.from_base:
-        shape = Shape.from_config(json.loads((Path(cfg.base) / "config.json").read_text()))
+        shape = mixtral.read_config(Path(cfg.base))[1]
     print(f"QLoRA memory estimate: {shape}")
     print(f"batch {cfg.batch_size} x cutoff {cfg.cutoff_len}, r={cfg.lora_r} on {', '.join(cfg.target_modules)}")
     print(table(estimate(cfg, shape)))
@@ -117,11 +124,7 @@ def _field_doc(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ConfigError, ValueError, FileExistsError) as exc:
-        print(f"aurora-train: error: {exc}", file=sys.stderr)
-        return 2
+    return run_main("aurora-train", lambda: args.func(args))
 
 
 if __name__ == "__main__":

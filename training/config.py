@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
+from aurora_core.errors import AuroraError
 
-class ConfigError(ValueError):
+
+class ConfigError(AuroraError):
     """A config that cannot run; the message names the key (and file) and what to do."""
 
 
@@ -90,10 +93,14 @@ class TrainConfig:
     def validate(self) -> None:
         checks = [
             (self.lora_r >= 1, "lora_r must be at least 1"),
-            (self.lora_alpha > 0, "lora_alpha must be positive"),
+            (0 < self.lora_alpha < math.inf, "lora_alpha must be a positive finite number"),
             (0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1)"),
-            (self.learning_rate > 0, "learning_rate must be positive"),
+            (0 < self.learning_rate < math.inf, "learning_rate must be a positive finite number"),
             (self.epochs >= 1, "epochs must be at least 1"),
+            (self.max_steps >= 0, "max_steps must be 0 (all epochs) or a positive number of steps"),
+            (self.cutoff_len >= 1, "cutoff_len must be at least 1"),
+            (self.keep_checkpoints >= 1, "keep_checkpoints must be at least 1"),
+            (0 <= self.max_grad_norm < math.inf, "max_grad_norm must be 0 (off) or a positive finite number"),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be at least 1"),
             (self.save_every >= 1 and self.log_every >= 1, "save_every and log_every must be at least 1"),
             (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),

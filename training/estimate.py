@@ -8,45 +8,21 @@ the logits), and the CUDA context. A model, not a measurement: bench/qlora_gpu.p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from aurora_core.mixtral import MIXTRAL_8X7B, QLORA_4BIT_MODULES, MixtralShape, module_counts, module_shape
 
 from .config import TrainConfig
 
 
-@dataclass(frozen=True)
-class Shape:
-    vocab: int = 32000
-    hidden: int = 4096
-    intermediate: int = 14336
-    layers: int = 32
-    heads: int = 32
-    kv_heads: int = 8
-    experts: int = 8
-    top_k: int = 2
-
-    @classmethod
-    def from_config(cls, c: dict) -> "Shape":
-        return cls(c["vocab_size"], c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"],
-                   c["num_attention_heads"], c.get("num_key_value_heads", c["num_attention_heads"]),
-                   c["num_local_experts"], c["num_experts_per_tok"])
-
-
-MIXTRAL_8X7B = Shape()
 GiB = 2**30
 
 
-def module_shapes(s: Shape) -> dict[str, tuple[int, int, int]]:
-    """Per module kind: (in, out, count over the model)."""
-    hd = s.hidden // s.heads
-    return {
-        "q_proj": (s.hidden, s.heads * hd, s.layers), "k_proj": (s.hidden, s.kv_heads * hd, s.layers),
-        "v_proj": (s.hidden, s.kv_heads * hd, s.layers), "o_proj": (s.heads * hd, s.hidden, s.layers),
-        "w1": (s.hidden, s.intermediate, s.layers * s.experts), "w3": (s.hidden, s.intermediate, s.layers * s.experts),
-        "w2": (s.intermediate, s.hidden, s.layers * s.experts),
-    }
+def module_shapes(s: MixtralShape) -> dict[str, tuple[int, int, int]]:
+    """Per module kind QLoRA holds in 4-bit: (in, out, count over the model)."""
+    counts = module_counts(s)
+    return {m: (module_shape(m, s)[1], module_shape(m, s)[0], counts[m]) for m in QLORA_4BIT_MODULES}
 
 
-def estimate(cfg: TrainConfig, s: Shape = MIXTRAL_8X7B) -> list[tuple[str, float]]:
+def estimate(cfg: TrainConfig, s: MixtralShape = MIXTRAL_8X7B) -> list[tuple[str, float]]:
     """(part, bytes) rows; the last row is the total."""
     shapes = module_shapes(s)
     quantized = sum(i * o * n for i, o, n in shapes.values())
@@ -54,21 +30,21 @@ def estimate(cfg: TrainConfig, s: Shape = MIXTRAL_8X7B) -> list[tuple[str, float
     act = 2 if cfg.compute_dtype != "float32" else 4
     weights4 = quantized * per_param if cfg.load_in_4bit else quantized * act
     # prepare_model_for_kbit_training keeps embeddings and lm_head in float32
-    other = 2 * s.vocab * s.hidden * 4 + s.layers * (s.experts * s.hidden + 2 * s.hidden) * 4
+    other = 2 * s.vocab_size * s.hidden_size * 4 + s.num_layers * (s.num_experts * s.hidden_size + 2 * s.hidden_size) * 4
     lora = sum(cfg.lora_r * (i + o) * n for name, (i, o, n) in shapes.items() if name in cfg.target_modules)
     state_bytes = {"paged_adamw_8bit": 2, "adamw_8bit": 2, "paged_adamw": 8, "adamw": 8}[cfg.optimizer]
     lora_bytes = lora * (4 + 4 + state_bytes)  # fp32 weights, fp32 grads, optimizer state
     tokens = cfg.batch_size * cfg.cutoff_len
     if cfg.gradient_checkpointing:
-        saved = s.layers * tokens * s.hidden * act
-        one_layer = tokens * (4 * s.hidden + 2 * (s.kv_heads * s.hidden // s.heads)) * act \
-            + cfg.batch_size * s.heads * cfg.cutoff_len * 4 \
-            + tokens * s.top_k * s.intermediate * 3 * act \
-            + tokens * s.top_k * cfg.lora_r * act
+        saved = s.num_layers * tokens * s.hidden_size * act
+        one_layer = tokens * (4 * s.hidden_size + 2 * (s.num_kv_heads * s.hidden_size // s.num_heads)) * act \
+            + cfg.batch_size * s.num_heads * cfg.cutoff_len * 4 \
+            + tokens * s.experts_per_token * s.intermediate_size * 3 * act \
+            + tokens * s.experts_per_token * cfg.lora_r * act
     else:
         saved = 0
-        one_layer = s.layers * (tokens * (6 * s.hidden + s.top_k * s.intermediate * 3) * act)
-    logits = tokens * s.vocab * 4 * 3  # fp32 logits, their softmax and gradient
+        one_layer = s.num_layers * (tokens * (6 * s.hidden_size + s.experts_per_token * s.intermediate_size * 3) * act)
+    logits = tokens * s.vocab_size * 4 * 3  # fp32 logits, their softmax and gradient
     overhead = 1.0 * GiB  # CUDA context, allocator slack
     rows = [
         (f"4-bit weights + constants ({quantized / 1e9:.1f} B params)" if cfg.load_in_4bit
@@ -77,7 +53,7 @@ def estimate(cfg: TrainConfig, s: Shape = MIXTRAL_8X7B) -> list[tuple[str, float
         (f"LoRA r={cfg.lora_r}: {lora / 1e6:.0f} M params, fp32 + grads + {cfg.optimizer} state", lora_bytes),
         ("activations: checkpointed layer inputs" if cfg.gradient_checkpointing else "activations", saved),
         ("activations: one layer recomputed" if cfg.gradient_checkpointing else "activations: all layers", one_layer),
-        (f"logits ({cfg.batch_size} x {cfg.cutoff_len} x {s.vocab}, fp32)", logits),
+        (f"logits ({cfg.batch_size} x {cfg.cutoff_len} x {s.vocab_size}, fp32)", logits),
         ("CUDA context and allocator slack", overhead),
     ]
     rows.append(("total", sum(b for _, b in rows)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aurora_desktop import not_built
+from aurora_core.errors import not_built
 
 
 def build_parser() -> argparse.ArgumentParser:

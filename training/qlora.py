@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3")
-NOT_QUANTIZED = ["gate", "lm_head"]  # the router stays in 16-bit: tiny, and exported from the 16-bit base
+from aurora_core.errors import AuroraError
+from aurora_core.mixtral import NOT_QUANTIZED_MODULES, QLORA_4BIT_MODULES
 
 
-class QuantizationError(RuntimeError):
+class QuantizationError(AuroraError):
     pass
 
 
@@ -26,7 +26,7 @@ def quantized_share(model: torch.nn.Module) -> float:
     for name, module in model.named_modules():
         parts = name.split(".")
         leaf = parts[-2] if parts[-1] == "base_layer" and len(parts) > 1 else parts[-1]  # peft wraps the layer
-        if leaf in PROJECTIONS and isinstance(module, torch.nn.Linear):
+        if leaf in QLORA_4BIT_MODULES and isinstance(module, torch.nn.Linear):
             n = module.in_features * module.out_features
             total += n
             if isinstance(module, bnb.nn.Linear4bit):
@@ -49,7 +49,7 @@ def load_model(cfg, device: str | torch.device = "cpu"):
     if cfg.load_in_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=cfg.double_quant,
-            bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=NOT_QUANTIZED)
+            bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=list(NOT_QUANTIZED_MODULES))
     if cfg.router_aux_loss_coef > 0:  # the model adds coef x load-balancing loss to its own loss
         kwargs.update(output_router_logits=True, router_aux_loss_coef=cfg.router_aux_loss_coef)
     model = AutoModelForCausalLM.from_pretrained(cfg.base, **kwargs)

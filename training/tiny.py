@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-from .atomic import new_folder
-from .chat_format import BOS, CHAT_TEMPLATE, EOS, UNK
+from aurora_core.chat_format import BOS, CHAT_TEMPLATE, EOS, UNK
+from aurora_core.files import new_folder
 
 
 @dataclass
@@ -47,6 +47,8 @@ class TinyBaseConfig:
     """Weight dtype on disk: bfloat16 (as released), float16 or float32."""
     seed: int = 0
     """Seed for the weights; the tokenizer training is deterministic by itself."""
+    tokenizer: str = ""
+    """A SentencePiece tokenizer.model to use instead of training one (e.g. the real Mixtral tokenizer)."""
 
     def __post_init__(self) -> None:
         for name in ("layers", "hidden", "intermediate", "heads", "kv_heads", "experts", "top_k"):
@@ -64,6 +66,8 @@ class TinyBaseConfig:
             raise ValueError("--shards must be at least 2 (the real checkpoint is sharded)")
         if self.vocab < 300:
             raise ValueError("--vocab must be at least 300 (256 byte-fallback pieces + 3 controls + text)")
+        if self.tokenizer and not Path(self.tokenizer).is_file():
+            raise ValueError(f"--tokenizer {self.tokenizer}: no such file; pass a SentencePiece tokenizer.model")
         if self.dtype not in ("bfloat16", "float16", "float32"):
             raise ValueError(f"--dtype {self.dtype!r}: choose bfloat16, float16 or float32")
 
@@ -198,7 +202,7 @@ def tokenizer_config() -> dict:
         "chat_template": CHAT_TEMPLATE,
         "clean_up_tokenization_spaces": False,
         "eos_token": EOS,
-        "legacy": True,
+        "legacy": False,
         "model_max_length": 1000000000000000019884624838656,
         "pad_token": None,
         "sp_model_kwargs": {},
@@ -214,7 +218,7 @@ def write_tiny_base(out: Path, cfg: TinyBaseConfig, force: bool = False) -> Path
     import sentencepiece as spm
 
     with new_folder(Path(out), force) as tmp:
-        sp_bytes = train_tokenizer(cfg.vocab)
+        sp_bytes = Path(cfg.tokenizer).read_bytes() if cfg.tokenizer else train_tokenizer(cfg.vocab)
         (tmp / "tokenizer.model").write_bytes(sp_bytes)
         vocab_size = spm.SentencePieceProcessor(model_proto=sp_bytes).get_piece_size()
 

@@ -22,13 +22,17 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .atomic import new_folder
-from .chat_format import CHAT_TEMPLATE, IGNORE_INDEX, Turn, encode_conversation
+from aurora_core import mixtral
+from aurora_core.chat_format import CHAT_TEMPLATE, IGNORE_INDEX, encode_conversation, template_overhead
+from aurora_core.errors import AuroraError
+from aurora_core.files import file_sha256, new_folder
+from aurora_core.provenance import Provenance
+from aurora_core.records import read_records
+
 from .config import ConfigError, TrainConfig
-from .data import file_sha256
 from .qlora import load_model
 
 CHECKPOINTS = "checkpoints"
@@ -46,13 +50,10 @@ def data_file(cfg: TrainConfig) -> Path:
 
 
 def check_base(cfg: TrainConfig) -> dict:
-    cfg_file = Path(cfg.base) / "config.json"
-    if not cfg_file.is_file():
-        raise ConfigError(f"base: {cfg_file} does not exist; pass a Hugging Face Mixtral checkpoint folder")
-    config = json.loads(cfg_file.read_text(encoding="utf-8"))
-    if config.get("model_type") != "mixtral":
-        raise ConfigError(f"base: {cfg_file} is model_type {config.get('model_type')!r}, not Mixtral; "
-                          "aurora-train fine-tunes MixtralForCausalLM")
+    try:
+        config, _ = mixtral.read_config(Path(cfg.base))
+    except AuroraError as exc:
+        raise ConfigError(f"base: {exc}") from None
     if not (Path(cfg.base) / "tokenizer.model").is_file():
         raise ConfigError(f"base: {Path(cfg.base) / 'tokenizer.model'} is missing; the base needs its tokenizer")
     return config
@@ -64,36 +65,22 @@ def load_tokenizer(cfg: TrainConfig):
     return spm.SentencePieceProcessor(model_file=str(Path(cfg.base) / "tokenizer.model"))
 
 
-def template_overhead(sp) -> int:
-    """Tokens the template adds around one user/assistant exchange with empty texts."""
-    return 1 + len(sp.encode("[INST]  [/INST]")) + 1
-
-
 def load_examples(cfg: TrainConfig, sp) -> tuple[list[tuple[list[int], list[int]]], dict]:
     """(ids, labels) of every conversation that fits cutoff_len (whole turns kept), and counts."""
     path = data_file(cfg)
-    overhead = template_overhead(sp)
+    overhead = template_overhead(sp.encode)
     if cfg.cutoff_len <= overhead + 1:
         raise ConfigError(f"cutoff_len {cfg.cutoff_len} is shorter than the chat template's overhead of "
                           f"{overhead} tokens plus one reply token; raise cutoff_len")
     examples, skipped, read = [], 0, 0
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                turns = [Turn(t["role"], t["content"]) for t in row["turns"]]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ConfigError(f"{path}:{lineno}: not an aurora-data conversation ({exc}); "
-                                  "regenerate it with aurora-data") from None
-            read += 1
-            encoded = encode_conversation(sp.encode, turns, row.get("system"), sp.bos_id(), sp.eos_id(),
-                                          max_tokens=cfg.cutoff_len)
-            if encoded is None:
-                skipped += 1
-            else:
-                examples.append(encoded)
+    for _, record in read_records(path):
+        read += 1
+        encoded = encode_conversation(sp.encode, record.turns, record.system, sp.bos_id(), sp.eos_id(),
+                                      max_tokens=cfg.cutoff_len)
+        if encoded is None:
+            skipped += 1
+        else:
+            examples.append(encoded)
     if read == 0:
         raise ConfigError(f"data: {path} holds no conversations; check the aurora-data report")
     if not examples:
@@ -157,7 +144,31 @@ def make_optimizer(cfg: TrainConfig, params):
     return kind(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
 
-# ---------------------------------------------------------------- checkpoints
+# ---------------------------------------------------------------- state and checkpoints
+
+
+@dataclass
+class TrainState:
+    """Where a run is: saved in every checkpoint, so `--resume` continues exactly there."""
+
+    step: int = 0
+    """Optimizer steps done."""
+    epoch: int = 0
+    """Epochs finished."""
+    micro: int = 0
+    """Micro-batches of the current epoch done."""
+    tokens: int = 0
+    """Tokens trained on, over every process."""
+    loss: float = float("nan")
+    """Loss of the last optimizer step."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainState":
+        return cls(**{k: data[k] for k in ("step", "epoch", "micro", "tokens") if k in data},
+                   loss=float(data.get("loss", float("nan"))))
 
 
 def checkpoints(out: Path) -> list[Path]:
@@ -165,7 +176,7 @@ def checkpoints(out: Path) -> list[Path]:
     return sorted(p for p in folder.glob("step-*") if (p / "state.json").is_file()) if folder.is_dir() else []
 
 
-def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict, keep: int) -> Path:
+def save_checkpoint(out: Path, model, optimizer, scheduler, state: TrainState, keep: int) -> Path:
     """Everything needed to resume, written to a temporary folder and renamed (a kill leaves no half)."""
     import numpy as np
     import torch
@@ -174,7 +185,7 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict, keep: i
 
     folder = out / CHECKPOINTS
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"step-{state['step']:06d}"
+    final = folder / f"step-{state.step:06d}"
     with new_folder(final, force=True) as tmp:
         weights = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
         save_file(weights, str(tmp / "adapter_model.safetensors"))
@@ -182,13 +193,13 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict, keep: i
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
                    tmp / "rng.pt")
-        (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        (tmp / "state.json").write_text(json.dumps(state.to_json(), indent=2))
     for old in checkpoints(out)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
+def load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
     import numpy as np
     import torch
     from peft import set_peft_model_state_dict
@@ -201,133 +212,202 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
     random.setstate(rng["python"])
     np.random.set_state(rng["numpy"])
     torch.set_rng_state(rng["torch"])
-    return json.loads((folder / "state.json").read_text())
+    return TrainState.from_json(json.loads((folder / "state.json").read_text()))
 
 
-# ---------------------------------------------------------------- the run
+# ---------------------------------------------------------------- the run, step by step
 
 
-def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Train; returns the final adapter folder."""
+@dataclass
+class Trainer:
+    """What one run holds: inputs, the model with its optimizer, where it writes."""
+
+    cfg: TrainConfig
+    examples: list
+    manifest: dict
+    base_config: dict
+    pad_id: int
+    accelerator: object = None
+    model: object = None
+    optimizer: object = None
+    scheduler: object = None
+    trainable: list = field(default_factory=list)
+    total_steps: int = 0
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def main_process(self) -> bool:
+        return self.accelerator.is_main_process
+
+
+def prepare_inputs(cfg: TrainConfig, resume: bool) -> Trainer:
+    """Step 1: check the base, the data and the out folder, and encode the examples; no model yet."""
+    base_config = check_base(cfg)
+    sp = load_tokenizer(cfg)
+    examples, manifest = load_examples(cfg, sp)
+    if not resume and checkpoints(Path(cfg.out)):
+        raise ConfigError(f"out: {cfg.out} already holds checkpoints; pass --resume to continue, or choose another out")
+    return Trainer(cfg, examples, manifest, base_config, pad_id=sp.eos_id())
+
+
+def build_model(t: Trainer) -> None:
+    """Step 2: the 4-bit base with LoRA, the optimizer and the schedule, prepared for this process."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
-    base_config = check_base(cfg)
-    sp = load_tokenizer(cfg)
-    examples, manifest = load_examples(cfg, sp)
-    out = Path(cfg.out)
-    if not resume and checkpoints(out):
-        raise ConfigError(f"out: {out} already holds checkpoints; pass --resume to continue, or choose another out")
+    t.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                                kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    torch.manual_seed(t.cfg.seed)
+    model = load_model(t.cfg, t.accelerator.device)
+    t.trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(t.cfg, t.trainable)
+    rank, world = t.accelerator.process_index, t.accelerator.num_processes
+    per_epoch = math.ceil(len(epoch_batches(len(t.examples), t.cfg, 0, rank, world)) / t.cfg.grad_accum)
+    t.total_steps = t.cfg.max_steps or per_epoch * t.cfg.epochs
+    t.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t.cfg, t.total_steps))
+    t.model, t.optimizer = t.accelerator.prepare(model, optimizer)
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(),
-                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    rank, world = accelerator.process_index, accelerator.num_processes
-    torch.manual_seed(cfg.seed)
-    model = load_model(cfg, accelerator.device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(cfg, trainable)
-    per_epoch = math.ceil(len(epoch_batches(len(examples), cfg, 0, rank, world)) / cfg.grad_accum)
-    total = cfg.max_steps or per_epoch * cfg.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total))
-    model, optimizer = accelerator.prepare(model, optimizer)
 
-    state = {"step": 0, "epoch": 0, "micro": 0, "tokens": 0}
-    metrics_path = out / "metrics.jsonl"
-    board = _tensorboard(out) if accelerator.is_main_process else None
-    if resume and checkpoints(out):
-        state = load_checkpoint(checkpoints(out)[-1], accelerator.unwrap_model(model), optimizer, scheduler)
-        if accelerator.is_main_process and metrics_path.is_file():  # forget lines the crashed run wrote later
-            kept = [x for x in metrics_path.read_text().splitlines() if json.loads(x)["step"] <= state["step"]]
-            metrics_path.write_text("".join(x + "\n" for x in kept))
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "training_config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
-    bar = _bar(total, state["step"], progress and accelerator.is_main_process)
-    pad_id = sp.eos_id()
-    model.train()
-    started, tokens_at_start = time.perf_counter(), state["tokens"]
-    last_loss = float("nan")
-    done = state["step"] >= total
-    while not done and state["epoch"] < cfg.epochs:
-        batches = epoch_batches(len(examples), cfg, state["epoch"], rank, world)
-        while state["micro"] < len(batches):
-            group = batches[state["micro"]: state["micro"] + cfg.grad_accum]
-            loss_sum = 0.0
-            for indices in group:
-                ids, labels, mask = (t.to(accelerator.device) for t in collate(examples, indices, pad_id))
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss  # + router aux loss if on
-                accelerator.backward(loss / len(group))
-                loss_sum += loss.item()
-                state["tokens"] += int(mask.sum()) * world
-            if cfg.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["micro"] += len(group)
-            state["step"] += 1
-            last_loss = loss_sum / len(group)
-            epoch_done = state["micro"] >= len(batches)
-            if epoch_done:
-                state["epoch"], state["micro"] = state["epoch"] + 1, 0
-            elapsed = time.perf_counter() - started
-            tok_s = (state["tokens"] - tokens_at_start) / elapsed if elapsed > 0 else 0.0
-            lr = scheduler.get_last_lr()[0]
-            if accelerator.is_main_process:
-                bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}")
-                bar.update(1)
-                if state["step"] % cfg.log_every == 0 or state["step"] == 1 or state["step"] >= total:
-                    with open(metrics_path, "a", encoding="utf-8") as f:
-                        f.write(json.dumps({"step": state["step"], "epoch": state["epoch"], "loss": last_loss,
-                                            "lr": lr, "tokens_per_s": tok_s, "tokens": state["tokens"],
-                                            "world_size": world}) + "\n")
-                    if board is not None:
-                        for key, value in (("train/loss", last_loss), ("train/lr", lr), ("train/tokens_per_s", tok_s)):
-                            board.add_scalar(key, value, state["step"])
-            if state["step"] % cfg.save_every == 0 and state["step"] < total:
-                accelerator.wait_for_everyone()
-                if accelerator.is_main_process:
-                    save_checkpoint(out, accelerator.unwrap_model(model), optimizer, scheduler, dict(state),
-                                    cfg.keep_checkpoints)
-            if state["step"] >= total:
-                done = True
-            if done or epoch_done:  # the next epoch has its own shuffle
+def restore(t: Trainer, resume: bool) -> TrainState:
+    """Step 3: the newest checkpoint's state with --resume (metrics it had not seen are forgotten)."""
+    state = TrainState()
+    if resume and checkpoints(t.out):
+        state = load_checkpoint(checkpoints(t.out)[-1], t.accelerator.unwrap_model(t.model), t.optimizer,
+                                t.scheduler)
+        metrics = t.out / "metrics.jsonl"
+        if t.main_process and metrics.is_file():
+            kept = [x for x in metrics.read_text().splitlines() if json.loads(x)["step"] <= state.step]
+            metrics.write_text("".join(x + "\n" for x in kept))
+    if t.main_process:
+        t.out.mkdir(parents=True, exist_ok=True)
+        (t.out / "training_config.yaml").write_text(t.cfg.to_yaml(), encoding="utf-8")
+    return state
+
+
+def optimizer_step(t: Trainer, state: TrainState, group: list[list[int]]) -> None:
+    """Step 4a: forward and backward over one group of micro-batches, then one optimizer step."""
+    world = t.accelerator.num_processes
+    loss_sum = 0.0
+    for indices in group:
+        ids, labels, mask = (x.to(t.accelerator.device) for x in collate(t.examples, indices, t.pad_id))
+        loss = t.model(input_ids=ids, attention_mask=mask, labels=labels).loss  # + router aux loss if on
+        t.accelerator.backward(loss / len(group))
+        loss_sum += loss.item()
+        state.tokens += int(mask.sum()) * world
+    if t.cfg.max_grad_norm > 0:
+        t.accelerator.clip_grad_norm_(t.trainable, t.cfg.max_grad_norm)
+    t.optimizer.step()
+    t.scheduler.step()
+    t.optimizer.zero_grad(set_to_none=True)
+    state.micro += len(group)
+    state.step += 1
+    state.loss = loss_sum / len(group)
+
+
+class MetricsLog:
+    """metrics.jsonl, the progress bar and TensorBoard (when installed), on the main process."""
+
+    def __init__(self, t: Trainer, state: TrainState, progress: bool) -> None:
+        self.t, self.enabled = t, t.main_process
+        self.path = t.out / "metrics.jsonl"
+        self.board = _tensorboard(t.out) if self.enabled else None
+        self.bar = _bar(t.total_steps, state.step, progress and self.enabled)
+        self.started, self.tokens_at_start = time.perf_counter(), state.tokens
+
+    def step(self, state: TrainState) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.started
+        tok_s = (state.tokens - self.tokens_at_start) / elapsed if elapsed > 0 else 0.0
+        lr = self.t.scheduler.get_last_lr()[0]
+        self.bar.set_postfix(loss=f"{state.loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}")
+        self.bar.update(1)
+        if state.step % self.t.cfg.log_every == 0 or state.step == 1 or state.step >= self.t.total_steps:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": state.step, "epoch": state.epoch, "loss": state.loss, "lr": lr,
+                                    "tokens_per_s": tok_s, "tokens": state.tokens,
+                                    "world_size": self.t.accelerator.num_processes}) + "\n")
+            if self.board is not None:
+                for key, value in (("train/loss", state.loss), ("train/lr", lr), ("train/tokens_per_s", tok_s)):
+                    self.board.add_scalar(key, value, state.step)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.board is not None:
+            self.board.close()
+
+
+def train_loop(t: Trainer, state: TrainState, log: MetricsLog) -> None:
+    """Step 4: epochs of micro-batches, a checkpoint every `save_every` steps, until the last step."""
+    rank, world = t.accelerator.process_index, t.accelerator.num_processes
+    t.model.train()
+    while state.step < t.total_steps and state.epoch < t.cfg.epochs:
+        batches = epoch_batches(len(t.examples), t.cfg, state.epoch, rank, world)
+        while state.micro < len(batches) and state.step < t.total_steps:
+            optimizer_step(t, state, batches[state.micro: state.micro + t.cfg.grad_accum])
+            if state.micro >= len(batches):  # the next epoch has its own shuffle
+                state.epoch, state.micro = state.epoch + 1, 0
+            log.step(state)
+            if state.step % t.cfg.save_every == 0 and state.step < t.total_steps:
+                t.accelerator.wait_for_everyone()
+                if t.main_process:
+                    save_checkpoint(t.out, t.accelerator.unwrap_model(t.model), t.optimizer, t.scheduler,
+                                    TrainState(**state.to_json()), t.cfg.keep_checkpoints)
+            if state.micro == 0:
                 break
-    bar.close()
-    if board is not None:
-        board.close()
-    accelerator.wait_for_everyone()
-    adapter = out / "adapter"
-    if accelerator.is_main_process:
-        write_adapter(accelerator.unwrap_model(model), adapter, cfg, manifest, base_config, state, last_loss)
-        plot_loss(metrics_path, out / "loss.png")
-    accelerator.end_training()
+
+
+def finish(t: Trainer, state: TrainState) -> Path:
+    """Step 5: the adapter folder (with everything export needs) and the loss curve."""
+    t.accelerator.wait_for_everyone()
+    adapter = t.out / "adapter"
+    if t.main_process:
+        write_adapter(t.accelerator.unwrap_model(t.model), adapter, t.cfg,
+                      provenance(t, state))
+        plot_loss(t.out / "metrics.jsonl", t.out / "loss.png")
+    t.accelerator.end_training()
     return adapter
 
 
-def write_adapter(model, folder: Path, cfg: TrainConfig, manifest: dict, base_config: dict, state: dict,
-                  loss: float) -> None:
-    """The PEFT adapter plus everything export needs, written to a temporary folder and renamed."""
-    with new_folder(folder, force=True) as tmp:
-        _write_adapter_files(tmp, model, cfg, manifest, base_config, state, loss)
+def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train; returns the final adapter folder."""
+    t = prepare_inputs(cfg, resume)
+    build_model(t)
+    state = restore(t, resume)
+    log = MetricsLog(t, state, progress)
+    try:
+        train_loop(t, state, log)
+    finally:
+        log.close()
+    return finish(t, state)
 
 
-def _write_adapter_files(tmp: Path, model, cfg: TrainConfig, manifest: dict, base_config: dict, state: dict,
-                         loss: float) -> None:
-    model.save_pretrained(tmp)
-    (tmp / "training_config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
-    (tmp / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
+def provenance(t: Trainer, state: TrainState) -> Provenance:
+    cfg = t.cfg
     data_dir = Path(cfg.data) if Path(cfg.data).is_dir() else Path(cfg.data).parent
     upstream = data_dir / "manifest.json"
-    provenance = {
-        "base": str(cfg.base), "base_model_type": base_config.get("model_type"),
-        "datasets": [i["file"] for i in json.loads(upstream.read_text())["inputs"]] if upstream.is_file()
-        else [manifest["file"]],
-        "data": manifest, "aurora_data_manifest": json.loads(upstream.read_text()) if upstream.is_file() else None,
-        "steps": state["step"], "tokens": state["tokens"], "final_loss": loss, "config": asdict(cfg),
-    }
-    (tmp / "aurora_provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
+    data_manifest = json.loads(upstream.read_text()) if upstream.is_file() else None
+    m = t.manifest
+    return Provenance(
+        base=str(cfg.base),
+        datasets=[i["file"] for i in data_manifest["inputs"]] if data_manifest else [m["file"]],
+        data_file=m["file"], data_sha256=m["sha256"], conversations=m["conversations"], examples=m["examples"],
+        too_long_skipped=m["too_long_skipped"], steps=state.step, tokens=state.tokens, final_loss=state.loss,
+        quantized_modules=[x for x in mixtral.QLORA_4BIT_MODULES] if cfg.load_in_4bit else [],
+        recipe=asdict(cfg), data_manifest=data_manifest)
+
+
+def write_adapter(model, folder: Path, cfg: TrainConfig, origin: Provenance) -> None:
+    """The PEFT adapter plus everything export needs, written to a temporary folder and renamed."""
+    with new_folder(folder, force=True) as tmp:
+        model.save_pretrained(tmp)
+        (tmp / "training_config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+        (tmp / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
+        origin.save(tmp)
 
 
 def plot_loss(metrics: Path, png: Path) -> None:

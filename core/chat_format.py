@@ -1,0 +1,296 @@
+"""The chat format: Mixtral-8x7B-Instruct's reference tokenization, for training and for chat.
+
+The reference is Mistral's own encoder (`mistral-common`, v1 instruct tokenizer), on which
+Mixtral-8x7B-Instruct-v0.1 was trained. It tokenizes `[INST] {user} [/INST]` and every reply as
+separate SentencePiece fragments, so a reply starts with the word-start piece `▁`, and folds a
+system prompt into the first user turn:
+
+    <s>▁[INST]▁{system}\\n\\n{user 1}▁[/INST]▁{assistant 1}</s>▁[INST]▁{user 2}▁[/INST]
+
+As one string (Mistral's own later Hugging Face template, which `CHAT_TEMPLATE` is), that is
+
+    <s> [INST] {system}\\n\\n{user 1} [/INST] {assistant 1}</s> [INST] {user 2} [/INST]
+
+tokenized with no word-start added after a control token: each text fragment is exactly its
+characters, and its leading space becomes the `▁`. SentencePiece (Mixtral's model splits words
+at `▁`) and llama.cpp both add a word-start to text they are given, so `encode_fragment` hands them
+the fragment without its leading space. `<s>` and `</s>` are control tokens that only the
+template emits; user and assistant text is always plain text (a user typing `</s>` gets characters).
+
+Training encodes with `encode_conversation` (ids + labels); the chat engine renders the GGUF's
+`tokenizer.chat_template` in `ChatTemplate` (Jinja's immutable sandbox) and encodes the pieces
+with `encode_pieces`, the same function `encode_prompt` uses.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .errors import AuroraError
+
+IGNORE_INDEX = -100
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+ROLES = ("system", "user", "assistant")
+
+CHAT_TEMPLATE = (
+    "{%- if messages and messages[0]['role'] == 'system' -%}"
+    "{%- set system_message = messages[0]['content'] -%}"
+    "{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}"
+    "{%- set system_message = '' -%}"
+    "{%- set loop_messages = messages -%}"
+    "{%- endif -%}"
+    "{{- bos_token -}}"
+    "{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{- raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') -}}"
+    "{%- endif -%}"
+    "{%- if message['role'] == 'user' -%}"
+    "{%- if loop.first and system_message -%}"
+    "{{- ' [INST] ' + system_message + '\\n\\n' + message['content'] + ' [/INST]' -}}"
+    "{%- else -%}"
+    "{{- ' [INST] ' + message['content'] + ' [/INST]' -}}"
+    "{%- endif -%}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{- ' ' + message['content'] + eos_token -}}"
+    "{%- else -%}"
+    "{{- raise_exception('Only system, user and assistant roles are supported') -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+)
+TEMPLATE_NAME = "Mixtral-Instruct reference form (mistral-common v1)"
+
+
+class Control(enum.Enum):
+    """A control token in a rendered conversation (not text, never typed by a user)."""
+
+    BOS = BOS
+    EOS = EOS
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "user" or "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer the engine sampled: its ids stand in for its text when the prompt is encoded."""
+
+    ids: tuple[int, ...]
+    text: str
+
+
+Piece = "str | Control | Reply"
+Encode = Callable[[str], list[int]]  # SentencePiece-style: plain text -> ids, word-start added, no BOS
+
+
+class ChatFormatError(AuroraError):
+    """A conversation that the template cannot express."""
+
+
+def check_order(turns: Sequence[Turn]) -> None:
+    for i, turn in enumerate(turns):
+        expected = "user" if i % 2 == 0 else "assistant"
+        if turn.role != expected:
+            raise ChatFormatError(f"turn {i + 1} is {turn.role!r} but must be {expected!r}: "
+                                  "roles must alternate user/assistant, starting with user")
+
+
+def user_text(content: str, system: str | None, first: bool) -> str:
+    """One user turn as the template writes it."""
+    if first and system:
+        return f" [INST] {system}\n\n{content} [/INST]"
+    return f" [INST] {content} [/INST]"
+
+
+def reply_text(content: str) -> str:
+    """One reply as the template writes it (its `</s>` follows as a control token)."""
+    return " " + content
+
+
+def render_fragments(turns: Sequence[Turn], system: str | None = None) -> list[str | Control]:
+    """The conversation as pieces; `render_text` of them is exactly what `CHAT_TEMPLATE` renders."""
+    check_order(turns)
+    pieces: list[str | Control] = [Control.BOS]
+    for i in range(0, len(turns), 2):
+        text = user_text(turns[i].content, system, first=(i == 0))
+        if i + 1 < len(turns):
+            pieces += [text + reply_text(turns[i + 1].content), Control.EOS]
+        else:
+            pieces.append(text)
+    return pieces
+
+
+def render_text(pieces: Sequence[str | Control]) -> str:
+    return "".join(p.value if isinstance(p, Control) else p for p in pieces)
+
+
+def encode_fragment(encode: Encode, text: str) -> list[int]:
+    """Ids of text that follows a control token: exactly its characters, its leading space the `▁`.
+
+    `encode` adds a word-start of its own (SentencePiece's dummy prefix, llama.cpp's space prefix),
+    so it gets the text without the space. A fragment with no leading space (another model's
+    template) keeps the word-start that SentencePiece and llama.cpp add.
+    """
+    return encode(text[1:]) if text.startswith(" ") else encode(text)
+
+
+def encode_pieces(pieces: Sequence, encode: Encode, bos_id: int, eos_id: int) -> list[int]:
+    """Ids of rendered pieces: control tokens, text fragments, and sampled `Reply`s spliced in.
+
+    A `Reply` takes the place of its text. Its ids begin with the word-start piece, so when the
+    template wrote a space in front of it (the reference form), that space belongs to the reply.
+    After a template that glues replies on, the reply's text is encoded instead.
+    """
+    ids: list[int] = []
+    pieces = list(pieces)
+    for k, piece in enumerate(pieces):
+        if piece is Control.BOS:
+            ids.append(bos_id)
+        elif piece is Control.EOS:
+            ids.append(eos_id)
+        elif isinstance(piece, Reply):
+            prev = pieces[k - 1] if k else None
+            if isinstance(prev, str) and prev.endswith(" ") and piece.ids:
+                ids += piece.ids
+            else:
+                ids += encode_fragment(encode, piece.text) if piece.text else []
+        else:
+            nxt = pieces[k + 1] if k + 1 < len(pieces) else None
+            text = piece[:-1] if isinstance(nxt, Reply) and nxt.ids and piece.endswith(" ") else piece
+            if text:
+                ids += encode_fragment(encode, text)
+    return ids
+
+
+def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def encode_conversation(encode: Encode, turns: Sequence[Turn], system: str | None, bos_id: int, eos_id: int,
+                        max_tokens: int | None = None) -> tuple[list[int], list[int]] | None:
+    """Token ids and labels of a conversation that ends with an assistant turn.
+
+    Labels are IGNORE_INDEX everywhere except each reply, from its first piece (the word-start
+    `▁` included) through its `</s>`, in every turn. With `max_tokens`, whole user/assistant pairs
+    are dropped from the end until the rest fits; returns None when not even the first pair fits.
+    """
+    check_order(turns)
+    if not turns or len(turns) % 2:
+        raise ChatFormatError("a training conversation must end with an assistant turn")
+    ids: list[int] = [bos_id]
+    labels: list[int] = [IGNORE_INDEX]
+    for i in range(0, len(turns), 2):
+        prompt = user_text(turns[i].content, system, first=(i == 0))
+        full = encode_fragment(encode, prompt + reply_text(turns[i + 1].content))
+        # The reply starts where the prompt's own tokenization stops matching (Mixtral's
+        # tokenizer splits words at the space, so that is the reply's word-start piece).
+        split = _common_prefix_len(encode_fragment(encode, prompt), full)
+        pair_ids = full + [eos_id]
+        pair_labels = [IGNORE_INDEX] * split + full[split:] + [eos_id]
+        if max_tokens is not None and len(ids) + len(pair_ids) > max_tokens:
+            break
+        ids += pair_ids
+        labels += pair_labels
+    if len(ids) == 1:
+        return None
+    return ids, labels
+
+
+def encode_prompt(encode: Encode, turns: Sequence[Turn], system: str | None, bos_id: int, eos_id: int) -> list[int]:
+    """Token ids of a conversation that ends with a user turn, ready for generation."""
+    return encode_pieces(render_fragments(turns, system), encode, bos_id, eos_id)
+
+
+def template_overhead(encode: Encode) -> int:
+    """Tokens the template adds around one user/assistant exchange with empty texts."""
+    return 1 + len(encode_fragment(encode, user_text("", None, True))) + 1
+
+
+# ---------------------------------------------------------------- the sandboxed renderer
+
+
+BOS_MARK, EOS_MARK = "\ue000", "\ue001"
+SLOT_OPEN, SLOT_CLOSE = "\ue002", "\ue003"
+_MARKS = (BOS_MARK, EOS_MARK, SLOT_OPEN, SLOT_CLOSE)
+_SPLIT = re.compile(f"({BOS_MARK}|{EOS_MARK}|{SLOT_OPEN}\\d+{SLOT_CLOSE})")
+
+
+class ChatTemplateError(AuroraError):
+    """A chat template that does not compile or does not render this conversation."""
+
+
+class ChatTemplate:
+    """A chat template compiled in Jinja's ImmutableSandboxedEnvironment.
+
+    A GGUF is untrusted input: its template cannot reach Python objects (`''.__class__.__mro__`
+    raises SecurityError). `<s>`/`</s>` are passed as private-use sentinels, so the rendering splits
+    into control tokens and text that is always tokenized as plain text.
+    """
+
+    def __init__(self, source: str) -> None:
+        from jinja2 import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        self.source = source
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        try:
+            self._template = env.from_string(source)
+        except TemplateError as exc:
+            raise ChatTemplateError(f"chat template does not compile: {exc}") from None
+
+    def render(self, messages: list[dict], add_generation_prompt: bool = True,
+               replies: dict[int, Reply] | None = None) -> list[str | Control | Reply]:
+        """The conversation as pieces: control tokens, text, and `replies` (message index -> Reply)
+        in the places of those messages' contents."""
+
+        def raise_exception(message: str):
+            raise ChatTemplateError(message)
+
+        replies = replies or {}
+        clean = [{"role": m["role"], "content": (f"{SLOT_OPEN}{i}{SLOT_CLOSE}" if i in replies
+                                                 else _strip_marks(m["content"]))}
+                 for i, m in enumerate(messages)]
+        try:
+            text = self._template.render(messages=clean, bos_token=BOS_MARK, eos_token=EOS_MARK,
+                                         add_generation_prompt=add_generation_prompt,
+                                         raise_exception=raise_exception)
+        except ChatTemplateError:
+            raise
+        except Exception as exc:  # SecurityError, UndefinedError, TypeError from a hostile or broken template
+            raise ChatTemplateError(f"chat template failed: {type(exc).__name__}: {exc}") from None
+        pieces: list[str | Control | Reply] = []
+        for part in _SPLIT.split(text):
+            if part == BOS_MARK:
+                pieces.append(Control.BOS)
+            elif part == EOS_MARK:
+                pieces.append(Control.EOS)
+            elif part.startswith(SLOT_OPEN):
+                pieces.append(replies[int(part[1:-1])])
+            elif part:
+                pieces.append(part)
+        return pieces
+
+
+def _strip_marks(text: str) -> str:
+    for mark in _MARKS:
+        text = text.replace(mark, "")
+    return text
+
+
+def probe(template: ChatTemplate) -> None:
+    """Render a small conversation; raises ChatTemplateError when the template is unusable."""
+    pieces = template.render([{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                              {"role": "assistant", "content": "a"}, {"role": "user", "content": "v"}])
+    if not any(isinstance(p, str) and "v" in p for p in pieces):
+        raise ChatTemplateError("chat template drops the user's message")

@@ -1,0 +1,86 @@
+"""GGUF key names and the metadata reader: the whole hand-over from export to chat.
+
+Keys llama.cpp defines are gguf-py's (`general.*`, `llama.*`, `tokenizer.*`); Aurora's own live
+under `general.aurora.*` and are named here once. The reader takes gguf-py's `GGUFReader`
+(imported when called: the training install has no gguf).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ARCH = "llama"  # llama.cpp runs Mixtral as `llama` with experts
+
+GENERAL_TYPE = "general.type"
+GENERAL_NAME = "general.name"
+GENERAL_ARCHITECTURE = "general.architecture"
+GENERAL_FILE_TYPE = "general.file_type"
+CHAT_TEMPLATE = "tokenizer.chat_template"
+
+AURORA_PREFIX = "general.aurora."
+EXPORTER = AURORA_PREFIX + "exporter"
+BASE = AURORA_PREFIX + "base"
+ADAPTER = AURORA_PREFIX + "adapter"
+LORA_RANK = AURORA_PREFIX + "lora_rank"
+LORA_ALPHA = AURORA_PREFIX + "lora_alpha"
+LORA_RSLORA = AURORA_PREFIX + "lora_rslora"
+LORA_TARGETS = AURORA_PREFIX + "lora_targets"
+MERGED_ONTO = AURORA_PREFIX + "merged_onto"
+CHAT_TEMPLATE_SOURCE = AURORA_PREFIX + "chat_template_source"
+TRAIN_DATA_SHA256 = AURORA_PREFIX + "train_data_sha256"
+TRAIN_EXAMPLES = AURORA_PREFIX + "train_examples"
+TRAIN_STEPS = AURORA_PREFIX + "train_steps"
+TRAIN_FINAL_LOSS = AURORA_PREFIX + "train_final_loss"
+QUANTIZED_MODULES = AURORA_PREFIX + "qlora_4bit_modules"
+DATASET_NAME = "general.dataset.{id}.name"
+
+
+def arch_key(arch: str, key: str) -> str:
+    """`llama.expert_count` and the like."""
+    return f"{arch}.{key}"
+
+
+def field_value(reader, key: str):
+    """A scalar or string metadata value of a GGUFReader; None when absent or an array."""
+    import gguf
+
+    f = reader.fields.get(key)
+    if f is None or not f.types or f.types[0] == gguf.GGUFValueType.ARRAY:
+        return None
+    part = f.parts[f.data[0]]
+    if f.types[0] == gguf.GGUFValueType.STRING:
+        return bytes(part).decode("utf-8", errors="replace")
+    return part.tolist()[0]
+
+
+def array_length(reader, key: str) -> int | None:
+    import gguf
+
+    f = reader.fields.get(key)
+    if f is None or not f.types or f.types[0] != gguf.GGUFValueType.ARRAY:
+        return None
+    return len(f.data)
+
+
+def read_metadata(path: Path) -> dict:
+    """Every scalar and string key of a GGUF file (arrays as their length), header only."""
+    import gguf
+
+    return metadata_of(gguf.GGUFReader(str(path)))
+
+
+def metadata_of(reader) -> dict:
+    """Every scalar and string key of an open GGUFReader (arrays as "[N items]")."""
+    out = {}
+    for name, f in reader.fields.items():
+        if name.startswith("GGUF."):
+            continue
+        n = array_length(reader, name)
+        out[name] = f"[{n} items]" if n is not None else field_value(reader, name)
+    return out
+
+
+def escape_control(text: object) -> str:
+    """Metadata for a terminal: control characters (ESC sequences) shown escaped, never executed."""
+    return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" if ord(c) < 256
+                   else f"\\u{ord(c):04x}" for c in str(text))

@@ -1,0 +1,94 @@
+"""`prepare`: read every input, clean it, split it and write train.jsonl, validation.jsonl, manifest.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from contextlib import ExitStack
+from dataclasses import asdict
+from pathlib import Path
+
+from aurora_core.files import file_sha256, new_file, write_text
+from aurora_core.records import ConversationRecord, write_line
+
+from .clean import Cleaner, text_key
+from .readers import read_conversations
+from .settings import DataConfig, DataError, Report
+
+def load_encoder(path: str):
+    """(encode, bos_id, eos_id) of a SentencePiece model file, or of the one in a checkpoint folder."""
+    import sentencepiece as spm
+
+    p = Path(path)
+    model = p / "tokenizer.model" if p.is_dir() else p
+    if not model.is_file():
+        raise DataError(f"{model}: no SentencePiece tokenizer.model there; pass --tokenizer the file "
+                        "or the base checkpoint folder")
+    try:
+        sp = spm.SentencePieceProcessor(model_file=str(model))
+    except (OSError, RuntimeError) as exc:
+        raise DataError(f"{model}: not a SentencePiece model ({exc}); pass the base model's tokenizer.model")
+    return sp.encode, sp.bos_id(), sp.eos_id()
+
+
+def split_of(conv: ConversationRecord, val_ratio: float) -> str:
+    """'train' or 'validation', from a hash of the conversation's text: stable across runs and orders."""
+    key = text_key(conv).encode()
+    bucket = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+    return "validation" if bucket < val_ratio else "train"
+
+
+def prepare(inputs: list[Path], out: Path, cfg: DataConfig, force: bool = False, progress: bool = True) -> Report:
+    """Read, clean and write every input; the outputs appear only when the whole run succeeded."""
+    for path in inputs:
+        if not path.is_file():
+            raise DataError(f"{path}: no such file; pass the downloaded dataset files")
+    names = [p.name for p in inputs]
+    if len(set(names)) != len(names):
+        raise DataError("two inputs share a file name; rename one so sources stay distinguishable")
+    targets = [out / "train.jsonl", out / "validation.jsonl", out / "manifest.json"]
+    if not force and any(t.exists() for t in targets):
+        raise DataError(f"{out}: already holds prepared data; pass --force to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report()
+    encoder = load_encoder(cfg.tokenizer) if cfg.tokenizer else None
+    report.length_unit = "tokens" if encoder else "characters"
+    cleaner = Cleaner(cfg, report, encoder)
+    with ExitStack() as stack:  # both files appear together, only when every input was read
+        files = {s: stack.enter_context(new_file(out / f"{s}.jsonl")) for s in ("train", "validation")}
+        bar = _progress(sum(p.stat().st_size for p in inputs), progress)
+        for path in inputs:
+            for conv in read_conversations(path, cfg, report):
+                kept = cleaner.clean(conv)
+                if kept is not None:
+                    _count_kept(report, kept)
+                    split = split_of(kept, cfg.val_ratio)
+                    report.split[split] += 1
+                    write_line(files[split], kept)
+            bar.update(path.stat().st_size)
+        bar.close()
+    manifest = {
+        "inputs": [{"file": p.name, "sha256": file_sha256(p), "bytes": p.stat().st_size} for p in inputs],
+        "settings": asdict(cfg),
+        "read": dict(report.read),
+        "kept": {s: report.kept_single[s] + report.kept_multi[s] for s in report.read},
+        "dropped": dict(report.dropped),
+        "split": dict(report.split),
+    }
+    write_text(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return report
+
+
+def _count_kept(report: Report, conv: ConversationRecord) -> None:
+    multi = len(conv.turns) > 2
+    (report.kept_multi if multi else report.kept_single)[conv.source] += 1
+    report.categories[conv.category or "(none)"] += 1
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc="aurora-data", file=sys.stderr, disable=not enabled)
+
+

@@ -1,0 +1,154 @@
+"""Readers for the instruction datasets' formats: each record becomes one conversation.
+
+  alpaca    JSON array or JSONL of {"instruction", "input", "output", "system"?, "history"?}
+  firefly   shareAI/Firefly JSONL {"conversation_id", "category", "conversation": [{"human", "assistant"}]}
+  sharegpt  {"conversations": [{"from": "human"|"gpt"|"system", "value"}], "system"?}
+  openai    {"messages": [{"role", "content"}]}
+
+Errors name the file, line and column.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterator
+
+from aurora_core.chat_format import Turn
+from aurora_core.records import ConversationRecord
+
+from .settings import DataConfig, DataError, Report
+
+EXPECTED_KEYS = (
+    "alpaca (instruction, input, output), firefly (conversation: [{human, assistant}]), "
+    "sharegpt (conversations: [{from, value}]), openai (messages: [{role, content}])"
+)
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "system": "system"}
+
+
+def _position(text: str, pos: int) -> tuple[int, int]:
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+def iter_json_records(path: Path, cfg: DataConfig, report: Report) -> Iterator[tuple[int, object]]:
+    """(line, record) pairs of a JSON array or a JSONL file; JSONL is streamed line by line."""
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"["):
+        yield from _iter_json_array(path, cfg, report)
+        return
+    with open(path, encoding="utf-8-sig", errors="strict") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                _invalid(f"{path}:{lineno}:{exc.colno}: invalid JSON: {exc.msg}", cfg, report)
+
+
+def _iter_json_array(path: Path, cfg: DataConfig, report: Report) -> Iterator[tuple[int, object]]:
+    """Elements of a top-level JSON array, decoded one at a time from the file's text."""
+    text = path.read_text(encoding="utf-8-sig")
+    decoder = json.JSONDecoder()
+    ws = re.compile(r"[\s,]*")
+    pos = ws.match(text, text.index("[") + 1).end()
+    line, counted = 1, 0  # line number of `counted`, advanced incrementally (no O(n^2) recount)
+    while pos < len(text) and text[pos] != "]":
+        line += text.count("\n", counted, pos)
+        counted = pos
+        try:
+            record, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            line, col = _position(text, exc.pos)
+            raise DataError(f"{path}:{line}:{col}: invalid JSON: {exc.msg}; fix the file "
+                            "(a broken JSON array cannot be skipped past)") from None
+        yield line, record
+        pos = ws.match(text, end).end()
+    if pos >= len(text):
+        line, col = _position(text, len(text))
+        raise DataError(f"{path}:{line}:{col}: invalid JSON: the array is not closed; the file looks truncated")
+
+
+def _invalid(message: str, cfg: DataConfig, report: Report, rule: str = "invalid_json") -> None:
+    if not cfg.skip_invalid:
+        raise DataError(message + "; fix it or pass --skip-invalid")
+    report.dropped[rule] += 1
+
+
+def detect_format(record: object) -> str | None:
+    if not isinstance(record, dict):
+        return None
+    if "instruction" in record and "output" in record:
+        return "alpaca"
+    if isinstance(record.get("conversation"), list):
+        return "firefly"
+    if isinstance(record.get("conversations"), list):
+        return "sharegpt"
+    if isinstance(record.get("messages"), list):
+        return "openai"
+    return None
+
+
+def to_turns(record: dict, fmt: str) -> tuple[str | None, list[tuple[str, str]]]:
+    """(system, [(role, content)]) of one record; raises KeyError/TypeError on a malformed one."""
+    system = record.get("system") or None
+    turns: list[tuple[str, str]] = []
+    if fmt == "alpaca":
+        for user, assistant in record.get("history") or []:
+            turns += [("user", user), ("assistant", assistant)]
+        prompt = record["instruction"]
+        if record.get("input"):
+            prompt = f"{prompt}\n{record['input']}"
+        turns += [("user", prompt), ("assistant", record["output"])]
+    elif fmt == "firefly":
+        for pair in record["conversation"]:
+            turns += [("user", pair["human"]), ("assistant", pair["assistant"])]
+    elif fmt == "sharegpt":
+        for msg in record["conversations"]:
+            turns.append((SHAREGPT_ROLES.get(str(msg["from"]).lower(), "unknown"), msg["value"]))
+    else:
+        turns = [(msg["role"], msg["content"]) for msg in record["messages"]]
+    if turns and turns[0][0] == "system":
+        system = turns.pop(0)[1]
+    for role, content in turns:
+        if not isinstance(content, str):
+            raise TypeError(f"{role} content is {type(content).__name__}, not text")
+    if system is not None and not isinstance(system, str):
+        raise TypeError("system is not text")
+    return system, turns
+
+
+def read_conversations(path: Path, cfg: DataConfig, report: Report) -> Iterator[ConversationRecord]:
+    """Every conversation of one input file, before cleaning."""
+    try:
+        yield from _read_conversations(path, cfg, report)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 4]!r}); "
+                        "convert it to UTF-8 (e.g. iconv -f GBK -t UTF-8)") from None
+
+
+def _read_conversations(path: Path, cfg: DataConfig, report: Report) -> Iterator[ConversationRecord]:
+    source = path.name
+    stem = path.stem
+    for lineno, record in iter_json_records(path, cfg, report):
+        fmt = cfg.format if cfg.format != "auto" else detect_format(record)
+        if fmt is None or (cfg.format != "auto" and detect_format(record) != fmt):
+            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+            _invalid(f"{path}:{lineno}: unknown record schema with keys {keys}; expected {EXPECTED_KEYS}",
+                     cfg, report, "unknown_schema")
+            continue
+        try:
+            system, turns = to_turns(record, fmt)
+        except (KeyError, TypeError, ValueError) as exc:
+            _invalid(f"{path}:{lineno}: malformed {fmt} record ({exc!s}); expected {EXPECTED_KEYS}",
+                     cfg, report, "unknown_schema")
+            continue
+        report.read[source] += 1
+        category = record.get("category") if isinstance(record.get("category"), str) else None
+        yield ConversationRecord(f"{stem}:{lineno}", source, category, system, [Turn(r, c) for r, c in turns])
+
+
