@@ -28,7 +28,6 @@ def test_help_explains_the_command(command):
     "argv",
     [
         ["aurora-eval", "model.gguf"],
-        ["aurora-desktop"],
     ],
 )
 def test_unbuilt_features_say_so_and_exit_non_zero(argv):
@@ -51,3 +50,15 @@ def test_tiny_base_rejects_a_bad_shape_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == "aurora-train: error: --top-k 9 cannot exceed --experts 4"
     assert not (tmp_path / "kit").exists()
+
+
+def test_desktop_opens_a_window_and_closes_cleanly(tmp_path):
+    import os
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"))
+    result = subprocess.run([str(BIN / "aurora-desktop"), "--exit-after-show", "--language", "zh_CN"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("window shown after ")
+    assert list((tmp_path / "data").rglob("chats.sqlite"))  # the database lives in the platform's data folder

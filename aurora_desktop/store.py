@@ -1,0 +1,359 @@
+"""Chats on disk: one SQLite file in WAL mode that loses nothing.
+
+Every message is a row; a conversation is a tree (each message has a parent), so editing a question
+or regenerating an answer adds a sibling version and destroys nothing. The conversation remembers
+which leaf is shown; `branch` walks from it to the root. An answer being written is stored as it grows
+(`status = 'streaming'`) and committed when finished; after a crash such rows read 'interrupted'.
+
+The schema is versioned (`PRAGMA user_version`); before a migration the file is copied aside.
+Full-text search uses FTS5's trigram tokenizer (substrings of 3+ characters, Chinese included) and,
+for 1-2 character queries (most Chinese words), a substring scan over the messages.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aurora_core.errors import AuroraError
+
+SCHEMA_VERSION = 2
+STATUSES = ("done", "streaming", "interrupted", "stopped", "error")
+
+# Version 1, the first release: linear conversations (kept here: migrations start from it).
+SCHEMA_V1 = """
+CREATE TABLE conversations (
+    id INTEGER PRIMARY KEY, title TEXT NOT NULL, system TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY, conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, created REAL NOT NULL);
+PRAGMA user_version = 1;
+"""
+
+# Version 2: branches (parent_id, current_leaf), per-conversation settings, soft delete, streaming status, FTS.
+MIGRATE_1_TO_2 = """
+ALTER TABLE conversations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE conversations ADD COLUMN model TEXT;
+ALTER TABLE conversations ADD COLUMN current_leaf INTEGER;
+ALTER TABLE conversations ADD COLUMN deleted REAL;
+ALTER TABLE messages ADD COLUMN parent_id INTEGER REFERENCES messages(id);
+ALTER TABLE messages ADD COLUMN status TEXT NOT NULL DEFAULT 'done';
+UPDATE messages SET parent_id = (
+    SELECT p.id FROM messages p WHERE p.conversation_id = messages.conversation_id
+    AND p.position < messages.position ORDER BY p.position DESC LIMIT 1);
+UPDATE conversations SET current_leaf = (
+    SELECT m.id FROM messages m WHERE m.conversation_id = conversations.id ORDER BY m.position DESC LIMIT 1);
+CREATE INDEX messages_tree ON messages(conversation_id, parent_id);
+CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id', tokenize='trigram');
+INSERT INTO messages_fts(rowid, content) SELECT id, content FROM messages;
+CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END;
+CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content); END;
+CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END;
+PRAGMA user_version = 2;
+"""
+MIGRATIONS = {1: MIGRATE_1_TO_2}
+
+
+class StoreError(AuroraError):
+    """The chat database cannot be read or written; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ChatRow:
+    id: int
+    title: str
+    updated: float
+    system: str | None = None
+    settings: dict | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    id: int
+    parent_id: int | None
+    role: str
+    content: str
+    status: str
+    version: int = 1
+    """1-based index among its versions (siblings with the same parent and role)."""
+    versions: int = 1
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    conversation_id: int
+    message_id: int
+    title: str
+    snippet: str
+
+
+def _explain(path: Path, exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if "full" in text:
+        why = "the disk is full; free some space (nothing already saved was lost)"
+    elif "readonly" in text or "read-only" in text:
+        why = "the database is read-only; check the file's permissions"
+    elif "not a database" in text or "malformed" in text:
+        why = "the file is not a chat database or is damaged; move it aside to start a new one"
+    elif "locked" in text:
+        why = "another program holds the database; close it and try again"
+    else:
+        why = text
+    return StoreError(f"{path}: {why}")
+
+
+class Store:
+    """The chat database. One connection, used from the GUI thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            if self.version() > SCHEMA_VERSION:  # before anything writes to the file
+                self.db.close()
+                raise StoreError(f"{self.path}: was written by a newer Aurora Desktop (schema {self.version_seen}); "
+                                 "update the app (your chats are untouched)")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+            self._write("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'")
+        except sqlite3.Error as exc:
+            raise _explain(self.path, exc) from None
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot open ({exc.strerror}); choose another data folder") from None
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    def version(self) -> int:
+        self.version_seen = self.db.execute("PRAGMA user_version").fetchone()[0]
+        return self.version_seen
+
+    def _migrate(self) -> None:
+        version = self.version()
+        if version == 0 and not self.db.execute("SELECT name FROM sqlite_master").fetchall():
+            self.db.executescript(SCHEMA_V1)
+            version = 1
+        elif version < SCHEMA_VERSION:
+            self.backup(self.path.with_name(f"{self.path.name}.v{version}-backup"))
+        while version < SCHEMA_VERSION:
+            self.db.executescript("BEGIN;" + MIGRATIONS[version] + "COMMIT;")
+            version = self.version()
+
+    def backup(self, target: Path) -> Path:
+        """A consistent copy of the database (WAL included) at `target`."""
+        copy = sqlite3.connect(str(target))
+        with copy:
+            self.db.backup(copy)
+        copy.close()
+        return target
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise _explain(self.path, exc) from None
+
+    # -- conversations ----------------------------------------------------------------------------
+
+    def create(self, title: str = "", system: str | None = None, settings: dict | None = None,
+               model: str | None = None) -> int:
+        now = time.time()
+        return self._write("INSERT INTO conversations (title, system, settings, model, created, updated) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           (title, system, json.dumps(settings or {}), model, now, now)).lastrowid
+
+    def conversations(self) -> list[ChatRow]:
+        rows = self.db.execute("SELECT id, title, updated, system, settings, model FROM conversations "
+                               "WHERE deleted IS NULL ORDER BY updated DESC, id DESC").fetchall()
+        return [self._chat(r) for r in rows]
+
+    def conversation(self, conv_id: int) -> ChatRow:
+        row = self.db.execute("SELECT id, title, updated, system, settings, model FROM conversations WHERE id = ?",
+                              (conv_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: conversation {conv_id} does not exist")
+        return self._chat(row)
+
+    @staticmethod
+    def _chat(r: sqlite3.Row) -> ChatRow:
+        return ChatRow(r["id"], r["title"], r["updated"], r["system"], json.loads(r["settings"] or "{}"), r["model"])
+
+    def rename(self, conv_id: int, title: str) -> None:
+        self._write("UPDATE conversations SET title = ? WHERE id = ?", (title, conv_id))
+
+    def set_system(self, conv_id: int, system: str | None) -> None:
+        self._write("UPDATE conversations SET system = ? WHERE id = ?", (system or None, conv_id))
+
+    def set_settings(self, conv_id: int, settings: dict) -> None:
+        self._write("UPDATE conversations SET settings = ? WHERE id = ?", (json.dumps(settings), conv_id))
+
+    def delete(self, conv_id: int) -> None:
+        """Hide a conversation (undo brings it back); `purge` removes hidden ones for good."""
+        self._write("UPDATE conversations SET deleted = ? WHERE id = ?", (time.time(), conv_id))
+
+    def undelete(self, conv_id: int) -> None:
+        self._write("UPDATE conversations SET deleted = NULL WHERE id = ?", (conv_id,))
+
+    def purge(self) -> None:
+        self._write("DELETE FROM conversations WHERE deleted IS NOT NULL")
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    def add(self, conv_id: int, parent_id: int | None, role: str, content: str, status: str = "done") -> int:
+        """A new message under `parent_id`, shown from now on (it becomes the conversation's leaf)."""
+        now = time.time()
+        try:
+            with self.db:
+                self.db.execute("BEGIN")
+                pos = self.db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM messages WHERE conversation_id = ?",
+                                      (conv_id,)).fetchone()[0]
+                msg_id = self.db.execute(
+                    "INSERT INTO messages (conversation_id, parent_id, position, role, content, status, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (conv_id, parent_id, pos, role, content, status, now)).lastrowid
+                self.db.execute("UPDATE conversations SET current_leaf = ?, updated = ? WHERE id = ?",
+                                (msg_id, now, conv_id))
+        except sqlite3.Error as exc:
+            raise _explain(self.path, exc) from None
+        return msg_id
+
+    def update(self, msg_id: int, content: str, status: str) -> None:
+        """The text of a message being written (throttled by the caller), or its final text and status."""
+        self._write("UPDATE messages SET content = ?, status = ? WHERE id = ?", (content, status, msg_id))
+
+    def branch(self, conv_id: int) -> list[MessageRow]:
+        """The messages shown: from the root to the conversation's current leaf, with their version counts."""
+        leaf = self.db.execute("SELECT current_leaf FROM conversations WHERE id = ?", (conv_id,)).fetchone()
+        if leaf is None or leaf[0] is None:
+            return []
+        rows = self.db.execute(
+            "WITH RECURSIVE up(id) AS (SELECT ? UNION ALL SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id "
+            "WHERE m.parent_id IS NOT NULL) SELECT m.* FROM messages m JOIN up ON m.id = up.id", (leaf[0],)).fetchall()
+        rows = sorted(rows, key=lambda r: r["position"])
+        out = []
+        for r in rows:
+            sib = self.siblings(r["id"])
+            out.append(MessageRow(r["id"], r["parent_id"], r["role"], r["content"], r["status"],
+                                  sib.index(r["id"]) + 1, len(sib)))
+        return out
+
+    def siblings(self, msg_id: int) -> list[int]:
+        """Every version of a message: the messages with its parent and role, oldest first."""
+        r = self.db.execute("SELECT conversation_id, parent_id, role FROM messages WHERE id = ?", (msg_id,)).fetchone()
+        return [x[0] for x in self.db.execute(
+            "SELECT id FROM messages WHERE conversation_id = ? AND parent_id IS ? AND role = ? ORDER BY id",
+            (r["conversation_id"], r["parent_id"], r["role"]))]
+
+    def show(self, msg_id: int) -> None:
+        """Show the version `msg_id` and, below it, the newest of its descendants."""
+        leaf = msg_id
+        while True:
+            child = self.db.execute("SELECT id FROM messages WHERE parent_id = ? ORDER BY id DESC LIMIT 1",
+                                    (leaf,)).fetchone()
+            if child is None:
+                break
+            leaf = child[0]
+        conv = self.db.execute("SELECT conversation_id FROM messages WHERE id = ?", (msg_id,)).fetchone()[0]
+        self._write("UPDATE conversations SET current_leaf = ? WHERE id = ?", (leaf, conv))
+
+    def set_leaf(self, conv_id: int, msg_id: int | None) -> None:
+        self._write("UPDATE conversations SET current_leaf = ? WHERE id = ?", (msg_id, conv_id))
+
+    # -- search -----------------------------------------------------------------------------------
+
+    def search(self, query: str, limit: int = 50) -> list[SearchHit]:
+        """Messages containing `query` (case-insensitive for Latin letters), newest conversation first."""
+        query = query.strip()
+        if not query:
+            return []
+        if len(query) >= 3:  # the trigram index finds any substring of 3+ characters
+            phrase = '"' + query.replace('"', '""') + '"'
+            sql = ("SELECT m.id, m.conversation_id, m.content, c.title FROM messages_fts f "
+                   "JOIN messages m ON m.id = f.rowid JOIN conversations c ON c.id = m.conversation_id "
+                   "WHERE messages_fts MATCH ? AND c.deleted IS NULL ORDER BY c.updated DESC, m.id LIMIT ?")
+            args: tuple = (phrase, limit)
+        else:  # 1-2 characters: most Chinese words; trigrams cannot see them
+            sql = ("SELECT m.id, m.conversation_id, m.content, c.title FROM messages m "
+                   "JOIN conversations c ON c.id = m.conversation_id "
+                   "WHERE instr(lower(m.content), lower(?)) > 0 AND c.deleted IS NULL "
+                   "ORDER BY c.updated DESC, m.id LIMIT ?")
+            args = (query, limit)
+        hits = []
+        for r in self.db.execute(sql, args):
+            hits.append(SearchHit(r["conversation_id"], r["id"], r["title"], _snippet(r["content"], query)))
+        return hits
+
+    # -- export / import --------------------------------------------------------------------------
+
+    def export_json(self, conv_id: int) -> dict:
+        """The shown branch in the OpenAI messages shape, with the title."""
+        chat = self.conversation(conv_id)
+        messages = ([{"role": "system", "content": chat.system}] if chat.system else []) + [
+            {"role": m.role, "content": m.content} for m in self.branch(conv_id)]
+        return {"title": chat.title, "messages": messages}
+
+    def export_markdown(self, conv_id: int) -> str:
+        chat = self.conversation(conv_id)
+        lines = [f"# {chat.title or 'Aurora'}", ""]
+        if chat.system:
+            lines += [f"> {line}" for line in chat.system.splitlines()] + [""]
+        for m in self.branch(conv_id):
+            lines += [f"## {'用户' if m.role == 'user' else 'Aurora'}", "", m.content, ""]
+        return "\n".join(lines)
+
+    def import_json(self, data: object, source: str = "import") -> list[int]:
+        """Conversations from JSON: one {"title"?, "messages": [...]}, or a list of them; their ids."""
+        items = data if isinstance(data, list) else [data]
+        parsed = [_parse_chat(item, f"{source}[{i}]" if isinstance(data, list) else source)
+                  for i, item in enumerate(items)]
+        ids = []
+        for title, system, messages in parsed:
+            conv = self.create(title, system)
+            parent = None
+            for role, content in messages:
+                parent = self.add(conv, parent, role, content)
+            ids.append(conv)
+        return ids
+
+
+def _parse_chat(item: object, where: str) -> tuple[str, str | None, list[tuple[str, str]]]:
+    if not isinstance(item, dict) or not isinstance(item.get("messages"), list):
+        raise StoreError(f"{where}: expected an object with a 'messages' list (the OpenAI messages shape)")
+    system, out = None, []
+    for k, m in enumerate(item["messages"]):
+        if not isinstance(m, dict) or not isinstance(m.get("content"), str):
+            raise StoreError(f"{where}: message {k + 1} is not {{'role': ..., 'content': text}}")
+        role = m.get("role")
+        if role == "system" and k == 0:
+            system = m["content"]
+            continue
+        expected = "user" if len(out) % 2 == 0 else "assistant"
+        if role != expected:
+            raise StoreError(f"{where}: message {k + 1} is {role!r} but must be {expected!r} "
+                             "(user and assistant alternate, starting with user)")
+        out.append((role, m["content"]))
+    title = item.get("title") if isinstance(item.get("title"), str) else ""
+    return title or (out[0][1][:30] if out else ""), system, out
+
+
+def _snippet(content: str, query: str, width: int = 40) -> str:
+    i = content.lower().find(query.lower())
+    if i < 0:
+        return content[:2 * width].replace("\n", " ")
+    start = max(0, i - width)
+    text = content[start: i + len(query) + width].replace("\n", " ")
+    return ("…" if start else "") + text + ("…" if i + len(query) + width < len(content) else "")

@@ -1,0 +1,171 @@
+"""Dialogs: the model panel (before loading) and a conversation's settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel, QPlainTextEdit, QSpinBox,
+    QVBoxLayout,
+)
+
+from aurora_core import gguf_meta
+
+from ..engine import KV_BYTES_PER_ELEMENT, EngineConfig, SamplingSettings
+from ..gguf_check import ModelInfo, available_memory, check_gguf
+from .i18n import tr
+
+GiB = 2**30
+
+
+def describe_model(info: ModelInfo) -> list[tuple[str, str]]:
+    """(label, value) rows of what a GGUF says about itself, provenance included."""
+    meta = info.metadata
+    ftype = meta.get(gguf_meta.GENERAL_FILE_TYPE)
+    rows = [
+        (tr("Name"), gguf_meta.escape_control(info.name)),
+        (tr("File"), f"{info.path.name} ({info.file_size / GiB:.2f} GiB)"),
+        (tr("Parameters"), f"{info.n_params / 1e9:.2f} B" if info.n_params >= 1e8 else f"{info.n_params / 1e6:.1f} M"),
+        (tr("Experts"), str(info.expert_count or "-")),
+        (tr("Quantization"), _file_type_name(ftype)),
+        (tr("Context length"), f"{info.context_length:,}"),
+    ]
+    datasets = [str(v) for k, v in sorted(meta.items()) if k.startswith("general.dataset.") and k.endswith(".name")]
+    for key, label in ((gguf_meta.ADAPTER, tr("Adapter")), (gguf_meta.LORA_RANK, tr("LoRA rank")),
+                       (gguf_meta.TRAIN_DATA_SHA256, tr("Training data SHA-256")),
+                       (gguf_meta.TRAIN_STEPS, tr("Training steps"))):
+        if meta.get(key) is not None:
+            value = str(meta[key])
+            rows.append((label, value[:16] + "…" if key == gguf_meta.TRAIN_DATA_SHA256 else value))
+    if datasets:
+        rows.append((tr("Datasets"), ", ".join(gguf_meta.escape_control(d) for d in datasets)))
+    return rows
+
+
+def _file_type_name(value) -> str:
+    names = {0: "F32", 1: "F16", 7: "Q8_0", 2: "Q4_0", 15: "Q4_K_M", 17: "Q5_K_M", 18: "Q6_K", 12: "Q3_K_M",
+             10: "Q2_K", 8: "Q5_0", 32: "BF16"}
+    try:
+        return names.get(int(value), str(value))
+    except (TypeError, ValueError):
+        return "-"
+
+
+class ModelPanel(QDialog):
+    """What the file says and what loading it needs, against free memory; load settings."""
+
+    def __init__(self, path: str, config: EngineConfig, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(tr("Open model"))
+        self.path = path
+        self.info = check_gguf(path, n_ctx=config.n_ctx, memory=1 << 62)  # raises ModelCheckError on a bad file
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        for label, value in describe_model(self.info):
+            v = QLabel(value)
+            v.setWordWrap(True)
+            form.addRow(label + ":", v)
+        layout.addLayout(form)
+        settings = QFormLayout()
+        self.ctx = QSpinBox()
+        self.ctx.setRange(256, max(256, self.info.context_length or 32768))
+        self.ctx.setSingleStep(1024)
+        self.ctx.setValue(min(config.n_ctx or 4096, self.ctx.maximum()))
+        self.kv = QComboBox()
+        self.kv.addItems(list(KV_BYTES_PER_ELEMENT))
+        self.kv.setCurrentText(config.kv_cache_type)
+        self.threads = QSpinBox()
+        self.threads.setRange(1, os.cpu_count() or 1)
+        self.threads.setValue(config.n_threads or max(1, (os.cpu_count() or 2) // 2))
+        self.gpu = QSpinBox()
+        self.gpu.setRange(-1, 999)
+        self.gpu.setValue(config.n_gpu_layers)
+        self.flash = QCheckBox()
+        self.flash.setChecked(config.flash_attn)
+        for label, widget in ((tr("Context size"), self.ctx), (tr("KV cache type"), self.kv),
+                              (tr("Threads"), self.threads), (tr("GPU layers"), self.gpu),
+                              (tr("Flash attention"), self.flash)):
+            widget.setAccessibleName(label)
+            settings.addRow(label + ":", widget)
+        layout.addLayout(settings)
+        self.need = QLabel()
+        self.need.setWordWrap(True)
+        layout.addWidget(self.need)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(tr("Load"))
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        for w in (self.ctx, self.kv):
+            (w.valueChanged if isinstance(w, QSpinBox) else w.currentTextChanged).connect(self.update_need)
+        self.update_need()
+
+    def update_need(self) -> None:
+        info = check_gguf(self.path, n_ctx=self.ctx.value(), memory=1 << 62,
+                          kv_bytes_per_element=KV_BYTES_PER_ELEMENT[self.kv.currentText()])
+        need, have = info.file_size + info.kv_cache_bytes, available_memory()
+        self.need.setText(tr("Loading needs about {need:.2f} GiB (weights {w:.2f} + KV cache {kv:.2f}); "
+                             "{have:.1f} GiB is free.").format(need=need / GiB, w=info.file_size / GiB,
+                                                               kv=info.kv_cache_bytes / GiB, have=have / GiB))
+        self.need.setProperty("warning", need > have)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(need <= have)
+
+    def config(self) -> EngineConfig:
+        return EngineConfig(n_ctx=self.ctx.value(), n_threads=self.threads.value(), n_gpu_layers=self.gpu.value(),
+                            kv_cache_type=self.kv.currentText(), flash_attn=self.flash.isChecked())
+
+
+POLICIES = ("drop_oldest", "stop")
+
+
+class ChatSettingsDialog(QDialog):
+    """A conversation's system prompt, sampling and context policy."""
+
+    def __init__(self, system: str | None, settings: dict, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(tr("Chat settings"))
+        d = SamplingSettings()
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.system = QPlainTextEdit(system or "")
+        self.system.setPlaceholderText(tr("e.g. You are a helpful assistant. Answer in Chinese."))
+        self.system.setMaximumHeight(90)
+        form.addRow(tr("System prompt") + ":", self.system)
+        self.temperature = _double(0.0, 2.0, settings.get("temperature", d.temperature), 0.05)
+        self.top_p = _double(0.0, 1.0, settings.get("top_p", d.top_p), 0.05)
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(1, 32768)
+        self.max_tokens.setValue(int(settings.get("max_tokens", d.max_tokens)))
+        self.policy = QComboBox()
+        self.policy.addItem(tr("Drop the oldest turns (never the system prompt)"), "drop_oldest")
+        self.policy.addItem(tr("Stop at the limit"), "stop")
+        self.policy.setCurrentIndex(POLICIES.index(settings.get("context_policy", "drop_oldest")))
+        for label, w in ((tr("Temperature"), self.temperature), (tr("Top-p"), self.top_p),
+                         (tr("Max answer tokens"), self.max_tokens), (tr("When the context is full"), self.policy)):
+            w.setAccessibleName(label)
+            form.addRow(label + ":", w)
+        layout.addLayout(form)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def values(self) -> tuple[str | None, dict]:
+        return (self.system.toPlainText().strip() or None,
+                {"temperature": self.temperature.value(), "top_p": self.top_p.value(),
+                 "max_tokens": self.max_tokens.value(), "context_policy": self.policy.currentData()})
+
+
+def _double(lo: float, hi: float, value: float, step: float) -> QDoubleSpinBox:
+    w = QDoubleSpinBox()
+    w.setRange(lo, hi)
+    w.setSingleStep(step)
+    w.setValue(float(value))
+    return w
+
+
+def data_dir() -> Path:
+    from PySide6.QtCore import QStandardPaths
+
+    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))

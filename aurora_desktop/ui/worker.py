@@ -1,0 +1,65 @@
+"""The engine off the GUI thread: one thread loads a model, one streams an answer; both talk through signals."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QThread, Signal
+
+from aurora_core.errors import AuroraError
+
+from ..conversation import Conversation
+from ..engine import ChatEngine, EngineConfig, SamplingSettings, consume
+
+
+class GenerationThread(QThread):
+    """Streams one answer. `piece` per text piece, then `finished(Generation)` or `failed(message)`.
+
+    Stop calls the engine's `cancel()` from the GUI thread: the engine checks it between tokens and
+    between prompt-evaluation steps, so it stops at once, also while the prompt is being read.
+    """
+
+    piece = Signal(str)
+    finished_generation = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, engine: ChatEngine, conversation: Conversation, settings: SamplingSettings,
+                 drop_oldest: bool = True, parent=None) -> None:
+        super().__init__(parent)
+        self.engine, self.conversation, self.settings, self.drop_oldest = engine, conversation, settings, drop_oldest
+
+    def run(self) -> None:
+        try:
+            gen = consume(self.engine.stream(self.conversation, self.settings, self.drop_oldest), self.piece.emit)
+        except AuroraError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a bug: shown in full rather than swallowed
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+        else:
+            self.finished_generation.emit(gen)
+
+    def stop(self) -> None:
+        self.engine.cancel()
+
+
+class LoadThread(QThread):
+    """Loads a GGUF into a ChatEngine. Cancelling discards the engine when llama.cpp finishes with it."""
+
+    loaded = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, path: str, config: EngineConfig, parent=None) -> None:
+        super().__init__(parent)
+        self.path, self.config, self.cancelled = path, config, False
+
+    def run(self) -> None:
+        try:
+            engine = ChatEngine(self.path, self.config)
+        except AuroraError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+            return
+        if self.cancelled:
+            engine.close()
+            return
+        self.loaded.emit(engine)

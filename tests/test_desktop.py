@@ -1,0 +1,236 @@
+"""The desktop window on a real Qt event loop (offscreen) with the real engine on a tiny-kit GGUF."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("PySide6")
+import llama_cpp  # noqa: E402,F401  -- before Qt, as the app does
+
+from PySide6.QtCore import QEvent, QSettings, Qt  # noqa: E402
+from PySide6.QtGui import QInputMethodEvent  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from aurora_desktop.engine import EngineConfig  # noqa: E402
+from aurora_desktop.store import Store  # noqa: E402
+from aurora_desktop.ui import i18n  # noqa: E402
+from aurora_desktop.ui.composer import SEND_CTRL_ENTER, Composer  # noqa: E402
+from aurora_desktop.ui.main_window import MainWindow  # noqa: E402
+
+LONG = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 4000, "context_policy": "drop_oldest"}
+
+
+@pytest.fixture
+def dialogs(monkeypatch):
+    """Message boxes recorded instead of shown (a modal box would wait for a person)."""
+    shown = []
+    for name in ("warning", "information"):
+        monkeypatch.setattr(QMessageBox, name, lambda parent, title, text, *a, _n=name: shown.append((title, text)))
+    return shown
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, exported, dialogs):
+    i18n.set_language("en")
+    w = MainWindow(Store(tmp_path / "chats.sqlite"), QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    w.load_model(str(exported["f16"]), EngineConfig(n_ctx=2048, n_threads=2, n_batch=16))
+    qtbot.waitUntil(lambda: w.engine is not None, timeout=60000)
+    yield w
+    w.close()
+    w.store.close()
+
+
+def send(qtbot, w, text, wait=True):
+    w.composer.setPlainText(text)
+    w.composer.submit()
+    if wait:
+        qtbot.waitUntil(lambda: w.streaming is None, timeout=60000)
+
+
+def test_send_streams_and_stores_the_answer(qtbot, window):
+    send(qtbot, window, "你好")
+    branch = window.store.branch(window.conv_id)
+    assert [(m.role, m.status) for m in branch] == [("user", "done"), ("assistant", "done")]
+    assert branch[1].content and window.view.widgets[-1].view.markdown_source() == branch[1].content
+    assert window.composer.toPlainText() == ""
+    assert "tokens/s" in window.speed_label.text() and "/ 2,048" in window.ctx_label.text()
+    assert window.store.conversation(window.conv_id).title == "你好"
+
+
+def test_stop_keeps_what_was_written(qtbot, window):
+    window.store.set_settings(window.store.create("x"), LONG)
+    window.open_chat(window.store.conversations()[0].id)
+    pieces = []
+    send(qtbot, window, "写一个很长的故事", wait=False)
+    window.streaming.thread.piece.connect(lambda p: (pieces.append(p), len(pieces) == 5 and window.stop()))
+    qtbot.waitUntil(lambda: window.streaming is None, timeout=60000)
+    answer = window.store.branch(window.conv_id)[-1]
+    assert answer.status == "stopped" and 0 < len(answer.content)
+    assert window.last_gen.completion_tokens < 4000
+
+
+def test_stop_during_prompt_evaluation(qtbot, window):
+    chat = window.store.create("long")
+    window.store.set_settings(chat, LONG)
+    window.open_chat(chat)
+    evaluated = []
+    real_eval = window.engine.llm.eval
+
+    def slow_eval(tokens):  # stop arrives while the prompt is being read (between n_batch steps)
+        evaluated.append(len(tokens))
+        real_eval(tokens)
+        if len(evaluated) == 2:
+            window.stop()
+
+    window.engine.llm.eval = slow_eval
+    try:
+        send(qtbot, window, "很长的问题。" * 80)
+    finally:
+        window.engine.llm.eval = real_eval
+    assert window.last_gen.stop_reason == "cancelled" and window.last_gen.completion_tokens == 0
+    assert evaluated == [16, 16]  # the rest of the prompt was never evaluated
+    assert window.store.branch(window.conv_id)[-1].status == "stopped"
+
+
+def test_regenerate_and_edit_keep_branches(qtbot, window):
+    send(qtbot, window, "第一个问题")
+    send(qtbot, window, "第二个问题")
+    first_answer = window.store.branch(window.conv_id)[-1]
+    window.regenerate(first_answer.id)
+    qtbot.waitUntil(lambda: window.streaming is None, timeout=60000)
+    last = window.view.widgets[-1]
+    assert (last.row.version, last.row.versions) == (2, 2) and last.versions.text() == "2/2"
+    window.flip(last.row.id, -1)
+    assert window.store.branch(window.conv_id)[-1].id == first_answer.id
+    question_two = window.store.branch(window.conv_id)[2]
+    window.edit_message(question_two.id, "第二个问题（改）")
+    qtbot.waitUntil(lambda: window.streaming is None, timeout=60000)
+    branch = window.store.branch(window.conv_id)
+    assert [m.content for m in branch[:3]] == ["第一个问题", branch[1].content, "第二个问题（改）"]
+    assert (branch[2].version, branch[2].versions) == (2, 2)
+    window.flip(branch[2].id, -1)  # back to the original question: its answers are all still there
+    assert window.store.branch(window.conv_id)[2].content == "第二个问题"
+    assert len(window.store.siblings(first_answer.id)) == 2
+
+
+def test_switching_chats_during_generation(qtbot, window):
+    chat = window.store.create("A")
+    window.store.set_settings(chat, {**LONG, "max_tokens": 300})
+    window.open_chat(chat)
+    send(qtbot, window, "讲一个故事", wait=False)
+    window.new_chat()  # switch away while the answer streams
+    other = window.conv_id
+    qtbot.waitUntil(lambda: window.streaming is None, timeout=60000)
+    assert window.store.branch(other) == [] and window.view.widgets == []
+    answer = window.store.branch(chat)[-1]
+    assert answer.status == "done" and answer.content
+    window.open_chat(chat)
+    assert window.view.widgets[-1].view.markdown_source() == answer.content
+
+
+def test_search_finds_chats_and_opens_them(qtbot, window):
+    a = window.store.import_json({"title": "专家", "messages": [{"role": "user", "content": "混合专家模型是什么？"},
+                                                               {"role": "assistant", "content": "一种稀疏模型。"}]})[0]
+    window.store.import_json({"title": "别的", "messages": [{"role": "user", "content": "天气"},
+                                                           {"role": "assistant", "content": "晴"}]})
+    window.search.setText("专家")
+    assert window.chat_model.rowCount() == 1
+    index = window.chat_model.index(0, 0)
+    window.chat_list.clicked.emit(index)
+    assert window.conv_id == a and "专家" in window.chat_title.text()
+    window.search.setText("")
+    assert window.chat_model.rowCount() == 2
+
+
+def test_export_import_round_trip(qtbot, window, tmp_path):
+    send(qtbot, window, "你好")
+    window.write_export(tmp_path / "one.json", [window.conv_id], "json")
+    window.write_export(tmp_path / "one.md", [window.conv_id], "md")
+    data = json.loads((tmp_path / "one.json").read_text())
+    assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
+    assert "## Aurora" in (tmp_path / "one.md").read_text()
+    window.import_chats(str(tmp_path / "one.json"))
+    assert window.store.export_json(window.conv_id) == data and len(window.store.conversations()) == 2
+
+
+def test_delete_with_undo(qtbot, window):
+    send(qtbot, window, "保留我")
+    conv = window.conv_id
+    window.delete_chat(conv)
+    assert window.store.conversations() == [] and window.undo_button.isVisible()
+    window.undo_delete()
+    assert [c.id for c in window.store.conversations()] == [conv] and window.conv_id == conv
+
+
+def test_bad_model_file_leaves_the_app_as_it_was(qtbot, window, tmp_path, dialogs):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 10)
+    engine = window.engine
+    window.open_model(str(bad), ask=False)
+    assert dialogs and dialogs[-1][0] == "Cannot open this model" and "bad.gguf" in dialogs[-1][1]
+    assert window.engine is engine
+    send(qtbot, window, "还能用吗")
+    assert window.store.branch(window.conv_id)[-1].status == "done"
+
+
+def test_context_policy_notice_and_stop_policy(qtbot, window, dialogs):
+    chat = window.store.create("long")
+    window.store.set_settings(chat, {"temperature": 0.0, "max_tokens": 64, "context_policy": "drop_oldest"})
+    parent = None
+    for i in range(40):
+        parent = window.store.add(chat, parent, "user" if i % 2 == 0 else "assistant",
+                                  f"第{i}条消息，内容比较长，用来填满上下文窗口。" * 6)
+    window.open_chat(chat)
+    send(qtbot, window, "最后的问题")
+    assert window.last_gen.dropped_turns >= 2
+    assert window.notice.isVisible() and "oldest" in window.notice.text() and "system prompt was kept" in window.notice.text()
+    window.store.set_settings(chat, {"temperature": 0.0, "max_tokens": 64, "context_policy": "stop"})
+    send(qtbot, window, "再问一个")
+    assert dialogs and "beyond the context" in dialogs[-1][1]
+    assert window.store.branch(chat)[-1].status == "error"
+
+
+def test_language_switch_is_live(qtbot, window):
+    assert i18n.set_language("zh_CN")
+    qtbot.waitUntil(lambda: window.new_button.text() == "新对话")  # LanguageChange is a posted event
+    assert window.send_button.text() == "发送" and window.file_menu.title() == "文件(&F)"
+    assert window.composer.placeholderText() == "输入消息。回车发送，Shift+回车换行。"
+    assert i18n.set_language("en")
+    qtbot.waitUntil(lambda: window.new_button.text() == "New chat")
+
+
+def test_enter_while_an_input_method_composes_does_not_send(qtbot):
+    composer = Composer()
+    qtbot.addWidget(composer)
+    composer.show()
+    sent = []
+    composer.submitted.connect(sent.append)
+    composer.setFocus()
+    composer.inputMethodEvent(QInputMethodEvent("ni hao", []))  # pinyin shown, not yet committed
+    assert composer.composing
+    qtbot.keyClick(composer, Qt.Key.Key_Return)
+    assert sent == []
+    commit = QInputMethodEvent("", [])
+    commit.setCommitString("你好")
+    composer.inputMethodEvent(commit)
+    assert not composer.composing and composer.toPlainText() == "你好"
+    qtbot.keyClick(composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    assert sent == [] and composer.toPlainText() == "你好\n"
+    qtbot.keyClick(composer, Qt.Key.Key_Return)
+    assert sent == ["你好"]
+    composer.send_key = SEND_CTRL_ENTER
+    qtbot.keyClick(composer, Qt.Key.Key_Return)
+    assert sent == ["你好"]
+    qtbot.keyClick(composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert len(sent) == 2
+
+
+def test_paste_of_large_text(qtbot):
+    composer = Composer()
+    qtbot.addWidget(composer)
+    composer.insertPlainText("长文本。" * 50000)
+    assert len(composer.toPlainText()) == 200000
