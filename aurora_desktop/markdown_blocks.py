@@ -12,12 +12,19 @@ import re
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 COPY_SCHEME = "copy"
+LONG_TAIL = 1500  # characters: a paragraph this long is committed at its last line break
 
 
-def committed_end(text: str) -> int:
-    """Length of the prefix of `text` made of finished Markdown blocks."""
-    end, pos, fence = 0, 0, None
-    for line in text.splitlines(keepends=True):
+def committed_end(text: str, start: int = 0, long_tail: int = LONG_TAIL) -> int:
+    """Length of the prefix of `text` made of finished Markdown blocks.
+
+    `start` is an earlier result for a prefix of `text` (a block boundary, so outside any code fence):
+    scanning resumes there, and the cost of a streaming update does not grow with the answer. A very
+    long block (an answer without blank lines) is cut at its last line break outside a code fence, so
+    that the part redrawn per update stays short; the final render joins it again.
+    """
+    end, pos, fence, line_end = start, start, None, start
+    for line in text[start:].splitlines(keepends=True):
         pos += len(line)
         if not line.endswith("\n"):
             break  # an unfinished line belongs to the tail
@@ -30,6 +37,10 @@ def committed_end(text: str) -> int:
         elif m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not line.strip()[len(m.group(1)):]:
             fence = None
             end = pos
+        if fence is None:
+            line_end = pos
+    if len(text) - end > long_tail and line_end > end:
+        return line_end
     return end
 
 

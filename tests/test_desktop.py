@@ -234,3 +234,117 @@ def test_paste_of_large_text(qtbot):
     qtbot.addWidget(composer)
     composer.insertPlainText("长文本。" * 50000)
     assert len(composer.toPlainText()) == 200000
+
+
+def test_sigkill_mid_answer_loses_nothing(exported, tmp_path):
+    """The app is killed with SIGKILL while an answer streams, after several finished ones."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    db = tmp_path / "chats.sqlite"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("desktop_driver.py")),
+                             str(exported["f16"]), str(db)], stdout=subprocess.PIPE, text=True, env=env)
+    import threading
+
+    finished: list[dict] = []
+    reader = threading.Thread(target=lambda: finished.extend(json.loads(x) for x in proc.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            if proc.poll() is not None:
+                raise AssertionError(f"the app exited with {proc.returncode} before the kill")
+            if len(finished) >= 3 and db.exists():
+                ro = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                streaming = ro.execute("SELECT id, content FROM messages WHERE status = 'streaming' "
+                                       "AND length(content) > 0").fetchall()
+                ro.close()
+                if streaming:
+                    break
+        else:
+            raise AssertionError("no answer was streaming with saved text in time")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    raw = sqlite3.connect(db)
+    assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stored = {i: (c, s) for i, c, s in raw.execute("SELECT id, content, status FROM messages WHERE role = 'assistant'")}
+    partial = [i for i, (c, s) in stored.items() if s == "streaming"]
+    raw.close()
+    for answer in finished:  # every finished answer, exactly as the app showed it
+        assert stored[answer["id"]] == (answer["content"], "done")
+    assert len(partial) == 1 and stored[partial[0]][0]  # the streamed part of the one being written
+    reopened = Store(db)
+    conv = reopened.conversations()[0].id
+    last = reopened.branch(conv)[-1]
+    assert (last.id, last.status, last.content) == (partial[0], "interrupted", stored[partial[0]][0])
+    reopened.close()
+
+
+SOAK = """
+import sys
+import llama_cpp
+from PySide6.QtWidgets import QApplication, QLabel
+from aurora_desktop.ui.markdown_view import MarkdownView
+app = QApplication([])
+label, view = QLabel(), MarkdownView()
+before = sys.getrefcount(None)
+text = ""
+for i in range(30000):  # what a day of streaming does: tens of thousands of void Qt calls
+    label.setText(str(i))
+    label.setObjectName("x")
+    if i % 10 == 0:
+        text += f"第{i}个词 "
+        view.set_markdown_streaming(text[-400:] if i % 1000 == 0 else text)
+    if i % 100 == 0:
+        app.processEvents()
+print(before - sys.getrefcount(None))
+"""
+
+
+def test_soak_the_installed_pyside6_does_not_leak_none():
+    """PySide6 6.12.0 on Python 3.11 loses a reference to None per void call and dies (none_dealloc)."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", SOAK], capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert abs(int(result.stdout.strip().splitlines()[-1])) < 1000  # not one per call
+
+
+def test_streaming_render_equals_the_final_render_and_finds_code(qtbot):
+    """The incremental view shows the same text as a full render, and its copy links copy the code."""
+    from PySide6.QtWidgets import QApplication
+
+    from aurora_desktop.markdown_blocks import committed_end
+    from aurora_desktop.ui.markdown_view import MarkdownView
+
+    answer = ("## 标题\n\n第一段文字。\n\n```python\nprint('你好')\n\nx = 1\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+              "- 列表一\n- 列表二\n\n最后一段" + "很长" * 1000)
+    streaming, final = MarkdownView(), MarkdownView()
+    qtbot.addWidget(streaming)
+    qtbot.addWidget(final)
+    for i in range(1, len(answer) + 1, 7):
+        streaming.set_markdown_streaming(answer[:i])
+    streaming.set_markdown_streaming(answer)
+    final.set_markdown_final(answer)
+    assert streaming.toPlainText().split() == final.toPlainText().split()
+    assert committed_end(answer) > 0 and committed_end("```\nopen fence\n\nstill code\n") == 0
+    copied = []
+    final.copied.connect(copied.append)
+    from PySide6.QtCore import QUrl
+
+    final.anchorClicked.emit(QUrl("copy:0"))
+    assert copied == ["print('你好')\n\nx = 1"] and QApplication.clipboard().text() == copied[0]

@@ -40,6 +40,8 @@ class Streaming:
 
 
 class MainWindow(QMainWindow):
+    save_every_s = SAVE_EVERY_S
+
     def __init__(self, store: Store, settings: QSettings | None = None) -> None:
         super().__init__()
         self.store = store
@@ -461,7 +463,7 @@ class MainWindow(QMainWindow):
         s.dirty = False
         if s.widget is not None and s.conv_id == self.conv_id:
             s.widget.view.set_markdown_streaming(s.text)
-        if time.monotonic() - s.saved_at >= SAVE_EVERY_S:
+        if time.monotonic() - s.saved_at >= self.save_every_s:
             self._save_stream(s, "streaming")
 
     def _save_stream(self, s: Streaming, status: str) -> bool:

@@ -56,7 +56,9 @@ class MarkdownView(QTextBrowser):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setFrameShape(QTextBrowser.Shape.NoFrame)
         self.document().setDocumentMargin(2)
-        self.document().contentsChanged.connect(self._fit)
+        # The layout reports its size as it grows; setting the text width relays out everything, so it
+        # happens only when the width really changes (per update it would make streaming quadratic).
+        self.document().documentLayout().documentSizeChanged.connect(self._set_height)
         self.highlighter = CodeHighlighter(self.document(), dark)
         self.copy_label = "Copy code"
         self._source = ""
@@ -70,7 +72,7 @@ class MarkdownView(QTextBrowser):
         """Show `text` (a prefix of the growing answer): new finished blocks once, the tail again."""
         if not text.startswith(self._source[: self._committed]):
             self._reset()
-        cut = committed_end(text)
+        cut = committed_end(text, self._committed)
         cursor = QTextCursor(self.document())
         cursor.setPosition(self._committed_pos)
         cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
@@ -108,15 +110,16 @@ class MarkdownView(QTextBrowser):
 
     # -- size and links ---------------------------------------------------------------------------
 
-    def _fit(self) -> None:
-        self.document().setTextWidth(self.viewport().width())
-        height = int(self.document().size().height()) + 6
+    def _set_height(self, size) -> None:
+        height = int(size.height()) + 6
         if self.height() != height:
             self.setFixedHeight(height)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        self._fit()
+        width = self.viewport().width()
+        if self.document().textWidth() != width:
+            self.document().setTextWidth(width)
 
     def sizeHint(self) -> QSize:
         return QSize(400, int(self.document().size().height()) + 6)
