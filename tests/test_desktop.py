@@ -348,3 +348,19 @@ def test_streaming_render_equals_the_final_render_and_finds_code(qtbot):
 
     final.anchorClicked.emit(QUrl("copy:0"))
     assert copied == ["print('你好')\n\nx = 1"] and QApplication.clipboard().text() == copied[0]
+
+
+def test_chinese_text_has_glyphs_in_the_window_font(qtbot):
+    """A CJK font is installed (./run setup installs fonts-noto-cjk) and the style picks it."""
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QApplication
+
+    from aurora_desktop.ui.style import apply_style, cjk_family
+
+    app = QApplication.instance()
+    apply_style(app, dark=False)
+    family = cjk_family()
+    assert family, "no CJK font installed: sudo apt-get install fonts-noto-cjk"
+    metrics = QFontMetrics(app.font())
+    assert app.font().family() == family
+    assert all(metrics.inFontUcs4(ord(c)) for c in "你好，世界。混合专家模型")

@@ -23,7 +23,7 @@ class Composer(QPlainTextEdit):
         self.composing = False
         self.setTabChangesFocus(True)
         self.setAttribute(Qt.WidgetAttribute.WA_InputMethodEnabled, True)
-        self.setMaximumHeight(160)
+        self.setMaximumHeight(110)
 
     def inputMethodEvent(self, event: QInputMethodEvent) -> None:
         self.composing = bool(event.preeditString())

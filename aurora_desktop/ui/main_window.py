@@ -253,6 +253,10 @@ class MainWindow(QMainWindow):
         self.conv_id = conv_id
         if message_id is not None:
             self.store.show(message_id)
+        for row in range(self.chat_model.rowCount()):
+            if self.chat_model.item(row).data(ROLE_ID) == conv_id:
+                self.chat_list.setCurrentIndex(self.chat_model.index(row, 0))
+                break
         self.show_chat()
 
     def current(self) -> ChatRow | None:

@@ -60,6 +60,7 @@ class MarkdownView(QTextBrowser):
         # happens only when the width really changes (per update it would make streaming quadratic).
         self.document().documentLayout().documentSizeChanged.connect(self._set_height)
         self.highlighter = CodeHighlighter(self.document(), dark)
+        self.code_background = QColor("#2b2f36" if dark else "#f0f1f3")
         self.copy_label = "Copy code"
         self._source = ""
         self._committed = 0  # characters of the source committed to the document
@@ -79,7 +80,9 @@ class MarkdownView(QTextBrowser):
         cursor.removeSelectedText()
         if cut > self._committed:
             chunk = text[self._committed: cut]
+            start = cursor.position()
             self._insert(cursor, with_copy_links(chunk, self.copy_label, len(self._codes)))
+            self._shade_code(start)
             self._codes += code_blocks(chunk)
             self._committed = cut
             self._committed_pos = cursor.position()
@@ -95,6 +98,7 @@ class MarkdownView(QTextBrowser):
                                     QTextDocument.MarkdownFeature.MarkdownDialectGitHub)
         self._source, self._committed = text, len(text)
         self._committed_pos = self.document().characterCount() - 1
+        self._shade_code(0)
 
     def markdown_source(self) -> str:
         return self._source
@@ -102,6 +106,16 @@ class MarkdownView(QTextBrowser):
     def _reset(self) -> None:
         self.document().clear()
         self._source, self._committed, self._committed_pos, self._codes = "", 0, 0, []
+
+    def _shade_code(self, start: int) -> None:
+        """A background behind the code blocks from document position `start` on."""
+        block = self.document().findBlock(start)
+        while block.isValid():
+            fmt = block.blockFormat()
+            if fmt.hasProperty(QTextFormat.Property.BlockCodeFence) and fmt.background().color() != self.code_background:
+                fmt.setBackground(self.code_background)
+                QTextCursor(block).setBlockFormat(fmt)
+            block = block.next()
 
     def _insert(self, cursor: QTextCursor, markdown: str) -> None:
         if cursor.position() > 0:

@@ -41,11 +41,14 @@ def apply_style(app: QApplication, dark: bool | None = None) -> None:
                             (QPalette.ColorRole.PlaceholderText, "#8a8f98"), (QPalette.ColorRole.ToolTipBase, "#2b2f36"),
                             (QPalette.ColorRole.ToolTipText, "#e6e6e6")):
             palette.setColor(role, color)
+        for role in (QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText, QPalette.ColorRole.Text):
+            palette.setColor(QPalette.ColorGroup.Disabled, role, "#6b7079")
         app.setPalette(palette)
     family = cjk_family()
     font = QFont(family) if family else app.font()
     font.setPointSize(11)
     app.setFont(font)
+    app.setProperty("aurora_cjk_font", family or "")
     user_bg, bot_bg, border = ("#24364f", "#262a30", "#33373f") if dark else ("#e8f0fe", "#ffffff", "#dde1e6")
     chat_bg = "#17191d" if dark else "#f4f5f7"
     app.setStyleSheet(f"""

@@ -1,0 +1,101 @@
+"""Screenshots of the main window, in Chinese, light and dark, under a virtual X screen.
+
+    xvfb-run -a -s "-screen 0 1280x860x24" python docs/screenshots.py      (writes docs/*.png)
+
+A real window on Qt's xcb platform, grabbed from the screen. The conversation is imported (a tiny
+demo model cannot write it); the model loaded is a tiny-kit GGUF, so the status bar is real.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import llama_cpp  # noqa: F401  -- before Qt
+
+HERE = Path(__file__).parent
+
+CHAT = {"title": "用 Python 计算斐波那契数列", "messages": [
+    {"role": "system", "content": "你是一个乐于助人的中文助手。"},
+    {"role": "user", "content": "请用 Python 写一个计算斐波那契数列的函数。"},
+    {"role": "assistant", "content": "好的，下面是一个迭代版本，时间复杂度为 O(n)：\n\n```python\ndef fib(n: int) -> int:\n"
+                                      "    \"\"\"返回第 n 个斐波那契数。\"\"\"\n    a, b = 0, 1\n    for _ in range(n):\n"
+                                      "        a, b = b, a + b\n    return a\n```\n\n例如 `fib(10)` 返回 55。"},
+    {"role": "user", "content": "不同的 GGUF 量化各有多大？"},
+    {"role": "assistant", "content": "以 Mixtral-8x7B 为例（数值来自 llama.cpp 的公开测量）：\n\n"
+                                      "| 量化 | 文件大小 | 困惑度 (wikitext) |\n|---|---:|---:|\n"
+                                      "| F16 | 93 GB | 4.409 |\n| Q8_0 | 49.6 GB | 4.409 |\n"
+                                      "| Q4_K_M | 26.4 GB | 4.511 |\n\n"
+                                      "- **Q8_0**：几乎无损，需要约 50 GB 内存；\n"
+                                      "- **Q4_K_M**：体积约为一半，适合 32 GB 内存的电脑。"},
+]}
+OTHER = [("长城的历史", "长城是什么时候修建的？", "长城始建于春秋战国时期，秦朝将其连接成万里长城。"),
+         ("周末去哪儿玩", "北京周末适合带孩子去哪里？", "可以去科技馆、颐和园或者奥林匹克森林公园。"),
+         ("翻译一句话", "把“温故而知新”翻译成英文。", "Review the old to learn the new.")]
+
+
+def main() -> int:
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from aurora_desktop.engine import EngineConfig
+    from aurora_desktop.store import Store
+    from aurora_desktop.ui import i18n
+    from aurora_desktop.ui.main_window import MainWindow
+    from aurora_desktop.ui.style import apply_style
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    gguf = Path(sys.argv[1]) if len(sys.argv) > 1 else _tiny_gguf()
+    app = QApplication([])
+    i18n.set_language("zh_CN")
+    for theme in ("light", "dark"):
+        apply_style(app, dark=theme == "dark")
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Store(Path(tmp) / "chats.sqlite")
+            for title, q, a in OTHER:
+                store.import_json({"title": title, "messages": [{"role": "user", "content": q},
+                                                                {"role": "assistant", "content": a}]})
+            store.import_json(CHAT)
+            window = MainWindow(store, QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
+            window.resize(1280, 860)
+            window.move(0, 0)
+            window.show()
+            window.load_model(str(gguf), EngineConfig(n_ctx=4096, n_threads=2))
+            while window.engine is None:
+                app.processEvents()
+            window.composer.setPlainText("再写一个递归版本，并解释它的缺点。")
+            for _ in range(20):
+                app.processEvents()
+            out = HERE / f"main-window-zh-{theme}.png"
+
+            def shoot(out=out, window=window) -> None:  # from the X screen, while the event loop runs
+                shot = app.primaryScreen().grabWindow(0).copy(0, 0, 1280, 860)
+                if shot.toImage().pixelColor(640, 430).lightness() == 0:  # nothing composited: grab the widget
+                    shot = window.grab()
+                shot.save(str(out))
+                app.quit()
+
+            QTimer.singleShot(800, shoot)
+            app.exec()
+            print(f"wrote {out}")
+            window.close()
+            store.close()
+    return 0
+
+
+def _tiny_gguf() -> Path:
+    from aurora_export.pipeline import export_gguf
+    from aurora_training.tiny import TinyBaseConfig, write_tiny_base
+
+    work = Path("bench-output/screenshots")
+    gguf = work / "aurora-demo.gguf"
+    if not gguf.exists():
+        base = write_tiny_base(work / "tiny-base", TinyBaseConfig(), force=True)
+        export_gguf(base, None, gguf, ["f16"], force=True, progress=False)
+    return gguf
+
+
+if __name__ == "__main__":
+    sys.exit(main())
