@@ -10,7 +10,7 @@ from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QApplication, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListView, QMainWindow, QMenu,
-    QMessageBox, QPushButton, QSplitter, QToolButton, QVBoxLayout, QWidget,
+    QMessageBox, QProgressBar, QPushButton, QSplitter, QToolButton, QVBoxLayout, QWidget,
 )
 
 from aurora_core.errors import AuroraError
@@ -142,6 +142,11 @@ class MainWindow(QMainWindow):
         self.undo_button.clicked.connect(self.undo_delete)
         self.undo_button.hide()
         self.statusBar().addPermanentWidget(self.undo_button)  # a temporary message would hide a normal one
+        self.load_progress = QProgressBar()
+        self.load_progress.setRange(0, 0)  # llama.cpp does not report progress through llama-cpp-python
+        self.load_progress.setMaximumWidth(140)
+        self.load_progress.hide()
+        self.statusBar().addPermanentWidget(self.load_progress)
 
     def _actions(self) -> None:
         def act(key: str, slot, shortcut=None) -> QAction:
@@ -170,7 +175,10 @@ class MainWindow(QMainWindow):
         act("send_enter", lambda: self.set_send_key(SEND_ENTER))
         act("send_ctrl", lambda: self.set_send_key(SEND_CTRL_ENTER))
         self.file_menu = self.menuBar().addMenu("")
-        for k in ("open", "new", None, "import", "export_md", "export_json", "export_all", None, "quit"):
+        self.file_menu.addAction(self._action_keys["open"])
+        self.recent_menu = self.file_menu.addMenu("")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        for k in ("new", None, "import", "export_md", "export_json", "export_all", None, "quit"):
             self.file_menu.addSeparator() if k is None else self.file_menu.addAction(self._action_keys[k])
         self.chat_menu = self.menuBar().addMenu("")
         for k in ("search", "stop", "regenerate", "settings"):
@@ -204,6 +212,7 @@ class MainWindow(QMainWindow):
         for key, text in names.items():
             self._action_keys[key].setText(text)
         self.file_menu.setTitle(tr("&File"))
+        self.recent_menu.setTitle(tr("Recent models"))
         self.chat_menu.setTitle(tr("&Chat"))
         self.view_menu.setTitle(tr("&View"))
         self.update_status()
@@ -338,6 +347,17 @@ class MainWindow(QMainWindow):
 
     # -- models -----------------------------------------------------------------------------------
 
+    def recent_models(self) -> list[str]:
+        value = self.settings.value("recent_models") or []
+        return [value] if isinstance(value, str) else list(value)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_models():
+            self.recent_menu.addAction(Path(path).name, lambda p=path: self.open_model(p))
+        if not self.recent_menu.actions():
+            self.recent_menu.addAction(tr("(none yet)")).setEnabled(False)
+
     def choose_model(self) -> None:
         start = str(self.settings.value("last_model_dir", str(Path.home())))
         path, _ = QFileDialog.getOpenFileName(self, tr("Open model"), start, tr("GGUF models (*.gguf)"))
@@ -364,7 +384,8 @@ class MainWindow(QMainWindow):
         self.loader.loaded.connect(lambda engine: self._loaded(engine, path, config))
         self.loader.failed.connect(self._load_failed)
         self.model_button.setEnabled(False)
-        self.statusBar().showMessage(tr("Loading {name}…").format(name=Path(path).name))
+        self.load_progress.show()
+        self.statusBar().showMessage(tr("Loading {name}… (Esc cancels)").format(name=Path(path).name))
         self.loader.start()
 
     def cancel_load(self) -> None:
@@ -372,6 +393,7 @@ class MainWindow(QMainWindow):
             self.loader.cancelled = True
             self.loader = None
             self.model_button.setEnabled(True)
+            self.load_progress.hide()
             self.statusBar().showMessage(tr("Loading cancelled."), 5000)
 
     def _loaded(self, engine: ChatEngine, path: str, config: EngineConfig) -> None:
@@ -379,9 +401,10 @@ class MainWindow(QMainWindow):
             self.engine.close()  # the old model's memory goes back now
         self.engine, self.loader, self.reply_ids = engine, None, {}
         self.model_button.setEnabled(True)
+        self.load_progress.hide()
         self.settings.setValue("last_model_dir", str(Path(path).parent))
         self.settings.setValue("n_ctx", config.n_ctx)
-        recent = [p for p in (self.settings.value("recent_models") or []) if p != path]
+        recent = [p for p in self.recent_models() if p != path]
         self.settings.setValue("recent_models", [path] + recent[:7])
         self.statusBar().showMessage(tr("Model loaded."), 5000)
         for note in engine.warnings:
@@ -391,6 +414,7 @@ class MainWindow(QMainWindow):
     def _load_failed(self, message: str) -> None:
         self.loader = None
         self.model_button.setEnabled(True)
+        self.load_progress.hide()
         self.statusBar().clearMessage()
         QMessageBox.warning(self, tr("Cannot open this model"), message)
 

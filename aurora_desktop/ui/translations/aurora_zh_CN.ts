@@ -328,10 +328,6 @@
         <translation>JSON (*.json)</translation>
     </message>
     <message>
-        <source>Loading {name}…</source>
-        <translation>正在加载 {name}…</translation>
-    </message>
-    <message>
         <source>context {used:,} / {n_ctx:,}</source>
         <translation>上下文 {used:,} / {n_ctx:,}</translation>
     </message>
@@ -358,6 +354,18 @@
     <message>
         <source>Could not save: {error}</source>
         <translation>无法保存：{error}</translation>
+    </message>
+    <message>
+        <source>Recent models</source>
+        <translation>最近的模型</translation>
+    </message>
+    <message>
+        <source>(none yet)</source>
+        <translation>（暂无）</translation>
+    </message>
+    <message>
+        <source>Loading {name}… (Esc cancels)</source>
+        <translation>正在加载 {name}…（按 Esc 取消）</translation>
     </message>
 </context>
 </TS>
