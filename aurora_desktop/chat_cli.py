@@ -16,10 +16,12 @@ import signal
 import sys
 from pathlib import Path
 
+from aurora_core.cli import HelpFormatter
 from aurora_core.errors import run_main
+from aurora_core.gguf_meta import escape_control
 
 from .conversation import Conversation
-from .engine import ChatEngine, ContextFullError, EngineConfig, SamplingSettings, consume
+from .engine import SAMPLING_RANGES, ChatEngine, ContextFullError, EngineConfig, SamplingSettings, consume
 
 HELP = """commands:
   /help              this list
@@ -28,7 +30,8 @@ HELP = """commands:
   /regen             write the last answer again
   /save FILE         save the conversation as JSON
   /load FILE         load a conversation saved with /save
-  /set key=value     sampling: temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed
+  /set [key=value]   show the sampling settings, or set one: temperature, top_p, top_k, min_p,
+                     repeat_penalty, max_tokens, seed
   /exit              quit (Ctrl-D too)
 Ctrl-C stops the answer being written."""
 
@@ -39,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chat with a GGUF model in the terminal, offline, through llama.cpp: streaming answers, "
         "multi-turn memory (the KV cache is reused, so a follow-up costs only its new tokens), the model's own "
         "chat template. With --prompt or piped stdin it prints one answer and exits.",
-        epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=HELP, formatter_class=HelpFormatter,
     )
     p.add_argument("model", help="GGUF model file (from aurora-export gguf)")
     p.add_argument("--prompt", help="answer this one message and exit")
@@ -50,12 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads")
     p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to a GPU (-1: all)")
     d = SamplingSettings()
-    p.add_argument("--temperature", type=float, default=d.temperature)
-    p.add_argument("--top-p", type=float, default=d.top_p)
-    p.add_argument("--top-k", type=int, default=d.top_k)
-    p.add_argument("--min-p", type=float, default=d.min_p)
-    p.add_argument("--repeat-penalty", type=float, default=d.repeat_penalty)
-    p.add_argument("--max-tokens", type=int, default=d.max_tokens)
+    for key, (kind, lo, hi, what) in SAMPLING_RANGES.items():
+        p.add_argument("--" + key.replace("_", "-"), type=kind, default=getattr(d, key),
+                       help=f"{what}; {lo} to {hi}")
     p.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
     return p
 
@@ -76,8 +76,9 @@ class Repl:
             self.out.write(" [stopped]")
         self.out.write("\n")
         if gen.dropped_turns:
+            kept = "; the system prompt was kept" if self.conv.system else ""
             self.out.write(f"(the conversation outgrew the context: the oldest {gen.dropped_turns} messages "
-                           "were left out; the system prompt was kept)\n")
+                           f"were left out{kept})\n")
         self.conv.add_assistant(gen.text, gen.reusable_ids)
         return gen.text
 
@@ -114,9 +115,15 @@ class Repl:
         elif name == "load":
             try:
                 self.conv = Conversation.load(arg)
-                print(f"loaded {len(self.conv.messages)} messages from {arg}", file=self.out)
             except (OSError, ValueError) as exc:
                 print(f"cannot load: {exc}", file=self.out)
+            else:
+                print(f"loaded {len(self.conv.messages)} messages from {arg}"
+                      + (f"; system prompt: {self.conv.system[:60]}" if self.conv.system else ""), file=self.out)
+                for m in self.conv.messages[-2:]:
+                    print(f"  {m.role}: {m.content[:70]}{'…' if len(m.content) > 70 else ''}", file=self.out)
+        elif name == "set" and not arg:
+            print(self.settings.describe(), file=self.out)
         elif name == "set":
             key, _, value = arg.partition("=")
             try:
@@ -130,8 +137,10 @@ class Repl:
 
     def run(self) -> int:
         _readline_history()
-        print(f"aurora-chat: {self.engine.info.name} ({self.engine.info.architecture}, "
-              f"{self.engine.info.file_size / 2**30:.1f} GiB). /help for commands, Ctrl-D to quit.", file=self.out)
+        info = self.engine.info
+        size = f"{info.file_size / 2**30:.1f} GiB" if info.file_size >= 2**30 else f"{info.file_size / 2**20:.1f} MiB"
+        print(f"aurora-chat: {escape_control(info.name)} ({info.architecture}, {size}). /help for commands, "
+              "Ctrl-D to quit.", file=self.out)
         for w in self.engine.warnings:
             print(f"note: {w}", file=self.out)
         while True:

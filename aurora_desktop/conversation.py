@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from aurora_core.files import write_text
 
 
 @dataclass
@@ -59,13 +59,10 @@ class Conversation:
         return conv
 
     def save(self, path: str | Path) -> None:
-        """Write as JSON through a temporary file, so a crash never leaves half a file."""
+        """Write as JSON through a temporary file (a crash never leaves half a file), with the user's umask."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
-                                         delete=False) as f:
-            json.dump(self.to_json(), f, ensure_ascii=False, indent=2)
-        os.replace(f.name, path)
+        write_text(path, json.dumps(self.to_json(), ensure_ascii=False, indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> "Conversation":

@@ -66,9 +66,24 @@ KV_CACHE_TYPES = {"f16": 1, "q8_0": 8}  # llama.cpp's GGML_TYPE_F16, GGML_TYPE_Q
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32}
 
 
+class SettingsError(AuroraError, ValueError):
+    """A sampling setting out of its range; the message names the setting and the range."""
+
+
+# name: (type, lowest, highest, what it does); the ranges llama.cpp's samplers accept.
+SAMPLING_RANGES = {
+    "temperature": (float, 0.0, 5.0, "randomness; 0 always picks the most likely token"),
+    "top_p": (float, 0.0, 1.0, "sample from the smallest set of tokens whose probabilities add up to this"),
+    "top_k": (int, 0, 1000, "sample from this many most likely tokens (0: all)"),
+    "min_p": (float, 0.0, 1.0, "drop tokens less likely than this fraction of the most likely one"),
+    "repeat_penalty": (float, 0.5, 2.0, "penalty for repeating recent tokens (1: none)"),
+    "max_tokens": (int, 1, 1 << 20, "longest answer in tokens"),
+}
+
+
 @dataclass
 class SamplingSettings:
-    """How each answer is sampled."""
+    """How each answer is sampled (ranges in SAMPLING_RANGES, checked when made and when changed)."""
 
     temperature: float = 0.7
     top_p: float = 0.9
@@ -81,15 +96,31 @@ class SamplingSettings:
 
     KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
 
+    def __post_init__(self) -> None:
+        for key, (kind, lo, hi, _) in SAMPLING_RANGES.items():
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not (lo <= value <= hi):
+                raise SettingsError(f"{key} {value!r} is out of range; choose {kind.__name__} from {lo} to {hi}")
+
     def set(self, key: str, value: str) -> None:
         """Set one field from text (`/set temperature=0.2`), with a message naming the key on error."""
         if key not in self.KEYS:
-            raise ValueError(f"unknown setting {key!r}; choose from {', '.join(self.KEYS)}")
+            raise SettingsError(f"unknown setting {key!r}; choose from {', '.join(self.KEYS)}")
         kind = int if key in ("top_k", "max_tokens", "seed") else float
         try:
-            setattr(self, key, None if key == "seed" and value in ("none", "") else kind(value))
+            new = None if key == "seed" and value in ("none", "") else kind(value)
         except ValueError:
-            raise ValueError(f"{key}={value!r}: expected a {kind.__name__}") from None
+            raise SettingsError(f"{key}={value!r}: expected a {kind.__name__}") from None
+        old = getattr(self, key)
+        setattr(self, key, new)
+        try:
+            self.__post_init__()
+        except SettingsError:
+            setattr(self, key, old)
+            raise
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={getattr(self, k)}" for k in self.KEYS)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import torch
 
 from aurora_core import mixtral
 from aurora_core.errors import AuroraError
+from aurora_core.quiet import quiet_bitsandbytes
 from aurora_core.mixtral import read_json
 from aurora_core.provenance import Provenance
 
@@ -145,6 +146,7 @@ def _linear_shape(name: str, s) -> tuple[int, int]:
 
 def nf4_roundtrip(weight: torch.Tensor) -> torch.Tensor:
     """The weight as the 4-bit base showed it during QLoRA training (NF4, double quant, block 64)."""
+    quiet_bitsandbytes()
     import bitsandbytes.functional as bnbf
 
     w = weight.to(torch.bfloat16).contiguous()

@@ -14,11 +14,10 @@ from pathlib import Path
 
 from aurora_core.errors import AuroraError
 
-from .checkpoint import Checkpoint
-from .gguf_model import FLOAT_TYPES
 from .quantize import QUANT_TYPES
 
-TYPES = tuple(FLOAT_TYPES) + tuple(QUANT_TYPES)
+FLOAT_TYPE_NAMES = ("f32", "f16", "bf16")  # written directly (gguf_model.FLOAT_TYPES); imported lazily: torch
+TYPES = FLOAT_TYPE_NAMES + tuple(QUANT_TYPES)
 INTERMEDIATE = "f16"  # llama.cpp quantizes k-quants from this one file
 
 
@@ -69,6 +68,7 @@ def check_outputs(paths: list[Path], need_bytes: int, force: bool) -> None:
 
 def open_merger(base: str | Path, adapter: str | Path | None = None, onto: str = "base"):
     """The base and adapter, checked against each other, as a Merger."""
+    from .checkpoint import Checkpoint
     from .lora import load_adapter
     from .merge import Merger
 
@@ -79,7 +79,7 @@ def export_gguf(base: str | Path, adapter: str | Path | None, out: str | Path, t
                 force: bool = False, onto: str = "base", threads: int | None = None,
                 progress: bool = True) -> dict[str, Path]:
     """Merge base + adapter and write one GGUF per type; returns {type: path}."""
-    from .gguf_model import model_nbytes, write_model_gguf
+    from .gguf_model import FLOAT_TYPES, model_nbytes, write_model_gguf
     from .quantize import quantize
 
     types = parse_types(",".join(types))
@@ -126,6 +126,7 @@ def export_merged(base: str | Path, adapter: str | Path, out: str | Path, force:
 def export_lora(base: str | Path, adapter: str | Path, out: str | Path, force: bool = False,
                 progress: bool = True) -> Path:
     """The adapter alone as a GGUF LoRA for llama.cpp."""
+    from .checkpoint import Checkpoint
     from .lora import load_adapter
     from .lora_gguf import write_lora_gguf
 

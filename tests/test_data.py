@@ -195,3 +195,21 @@ def test_split_of_depends_on_text_only():
     a = ConversationRecord("x:1", "a.json", None, None, [Turn("user", "你好"), Turn("assistant", "好")])
     b = ConversationRecord("y:9", "b.json", "cat", None, a.turns)
     assert split_of(a, 0.3) == split_of(b, 0.3)
+
+
+def test_chart_with_chinese_categories_has_every_glyph(tmp_path):
+    """The CJK font that set-up installs is picked: no "Glyph missing" warning for Chinese labels."""
+    import warnings
+    from collections import Counter
+
+    from aurora_training.charts import cjk_font
+    from aurora_training.data.report import _charts
+    from aurora_training.data.settings import Report
+
+    assert cjk_font(), "no CJK font installed: sudo apt-get install fonts-noto-cjk"
+    report = Report(categories=Counter({"医学": 5, "法律咨询": 3, "古诗词": 2, "代码": 1}), lengths=[10, 20, 30])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _charts(report, tmp_path)
+    assert [str(w.message) for w in caught if "missing from font" in str(w.message) or "Glyph" in str(w.message)] == []
+    assert (tmp_path / "categories.png").read_bytes()[:4] == b"\x89PNG"

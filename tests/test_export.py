@@ -416,3 +416,9 @@ def test_export_gguf_is_the_library_entry(export_kit, export_adapter, tmp_path):
     paths = export_gguf(export_kit, export_adapter, tmp_path / "m.gguf", ["f16", "q8_0"], progress=False)
     assert paths == {"f16": tmp_path / "m-f16.gguf", "q8_0": tmp_path / "m-q8_0.gguf"}
     assert all(p.is_file() for p in paths.values())
+
+
+def test_type_names_for_the_command_line_match_the_writer():
+    from aurora_export import gguf_model, pipeline
+
+    assert pipeline.FLOAT_TYPE_NAMES == tuple(gguf_model.FLOAT_TYPES)

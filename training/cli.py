@@ -11,6 +11,7 @@ import argparse
 import sys
 from dataclasses import fields
 
+from aurora_core.cli import HelpFormatter, field_docs
 from aurora_core.errors import AuroraError, run_main
 
 from .config import TrainConfig
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a complete Hugging Face checkpoint folder (config.json, sharded safetensors with "
         "index, SentencePiece tokenizer.model, tokenizer_config.json with the chat template) for a tiny "
         "MixtralForCausalLM with random weights. The same --seed gives byte-identical files.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     tiny.add_argument("--out", required=True, help="output folder (created; must be empty unless --force)")
     tiny.add_argument("--force", action="store_true", help="replace an existing non-empty output folder")
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     for f in fields(TinyBaseConfig):
         flag = "--" + f.name.replace("_", "-")
         tiny.add_argument(flag, dest=f.name, type=type(getattr(defaults, f.name)), default=getattr(defaults, f.name),
-                          help=_field_doc(f.name))
+                          help=field_docs(TinyBaseConfig)[f.name])
     tiny.set_defaults(func=_tiny_base)
 
     run = sub.add_parser(
@@ -58,11 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(NF4 double-quantised base, LoRA r=8 alpha=16 on q/k/v/o and every expert's w1/w2/w3, paged 8-bit "
         "AdamW, lr 5e-5 cosine with warm-up, 3 epochs, cutoff 1024, batch 2 x accumulation 4, gradient "
         "checkpointing, a checkpoint every 1000 steps). Keys can be overridden as key=value. Runs unchanged "
-        "under `accelerate launch` (DDP).", formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="config keys:\n" + "\n".join(f"  {f.name} = {getattr(TrainConfig(), f.name)!r}"
-                                            for f in fields(TrainConfig)))
+        "under `accelerate launch` (DDP).", formatter_class=HelpFormatter, epilog=_config_keys())
     run.add_argument("config", help="YAML config file")
-    run.add_argument("overrides", nargs="*", help="key=value overrides")
+    run.add_argument("overrides", nargs="*", default=[], help="key=value overrides (e.g. max_steps=100)")
     run.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in out")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
@@ -71,20 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Print the GPU memory a QLoRA config needs on the real Mixtral-8x7B shape "
                          "(or the shape of the config's base with --from-base), part by part.")
     est.add_argument("config", nargs="?", help="YAML config file (default: the paper's recipe)")
-    est.add_argument("overrides", nargs="*", help="key=value overrides")
+    est.add_argument("overrides", nargs="*", default=[], help="key=value overrides")
     est.add_argument("--from-base", action="store_true", help="use the shape in the config's base/config.json")
     est.set_defaults(func=_estimate)
     return parser
 
 
-_DOCS = {
-    "layers": "decoder blocks", "hidden": "hidden size", "intermediate": "feed-forward size of each expert",
-    "heads": "attention heads", "kv_heads": "key/value heads", "experts": "experts per block",
-    "top_k": "experts used per token", "vocab": "target SentencePiece vocabulary size",
-    "context": "max_position_embeddings", "shards": "number of safetensors shards (>= 2)",
-    "dtype": "weight dtype on disk: bfloat16, float16 or float32", "seed": "seed for the random weights",
-    "tokenizer": "a SentencePiece tokenizer.model to use instead of training one (e.g. the real Mixtral one)",
-}
+def _config_keys() -> str:
+    """Every config key with its default and what it does, for `aurora-train run --help`."""
+    docs, defaults = field_docs(TrainConfig), TrainConfig()
+    lines = ["config keys (YAML, or key=value after the file):"]
+    for f in fields(TrainConfig):
+        lines.append(f"  {f.name} = {getattr(defaults, f.name)!r}")
+        lines.append(f"      {docs.get(f.name, '')}")
+    return "\n".join(lines)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -116,10 +115,6 @@ def _estimate(args: argparse.Namespace) -> int:
     print(f"batch {cfg.batch_size} x cutoff {cfg.cutoff_len}, r={cfg.lora_r} on {', '.join(cfg.target_modules)}")
     print(table(estimate(cfg, shape)))
     return 0
-
-
-def _field_doc(name: str) -> str:
-    return _DOCS[name]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from aurora_core.errors import AuroraError
+from aurora_core.quiet import quiet_bitsandbytes
 from aurora_core.mixtral import NOT_QUANTIZED_MODULES, QLORA_4BIT_MODULES
 
 
@@ -39,6 +40,7 @@ def quantized_share(model: torch.nn.Module) -> float:
 
 def load_model(cfg, device: str | torch.device = "cpu"):
     """The base (4-bit when cfg.load_in_4bit) wrapped with LoRA, ready to train."""
+    quiet_bitsandbytes()
     from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 

@@ -30,6 +30,7 @@ from aurora_core.chat_format import CHAT_TEMPLATE, IGNORE_INDEX, encode_conversa
 from aurora_core.errors import AuroraError
 from aurora_core.files import file_sha256, new_folder
 from aurora_core.provenance import Provenance
+from aurora_core.quiet import quiet_bitsandbytes
 from aurora_core.records import read_records
 
 from .config import ConfigError, TrainConfig
@@ -137,6 +138,7 @@ def make_optimizer(cfg: TrainConfig, params):
 
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    quiet_bitsandbytes()
     import bitsandbytes as bnb
 
     kind = {"paged_adamw_8bit": bnb.optim.PagedAdamW8bit, "adamw_8bit": bnb.optim.AdamW8bit,
@@ -413,10 +415,9 @@ def write_adapter(model, folder: Path, cfg: TrainConfig, origin: Provenance) -> 
 def plot_loss(metrics: Path, png: Path) -> None:
     if not metrics.is_file():
         return
-    import matplotlib
+    from .charts import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from aurora_core.cli import HelpFormatter
 from aurora_core.errors import run_main
 
 from .prepare import prepare
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         "file in the alpaca, firefly, sharegpt or openai-messages format) into cleaned, training-ready "
         "conversations: OUT/train.jsonl, OUT/validation.jsonl and OUT/manifest.json. Every cleaning rule "
         "is counted; --report DIR writes report.md with the paper's Table 1 layout and charts.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", type=Path, help="dataset files (.json arrays or .jsonl)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")

@@ -37,10 +37,9 @@ def write_report(report: Report, folder: Path) -> Path:
 
 
 def _charts(report: Report, folder: Path) -> None:
-    import matplotlib
+    from ..charts import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     top = report.categories.most_common(20)
     fig, ax = plt.subplots(figsize=(8, 5))
