@@ -57,8 +57,7 @@ def _has_fcitx_plugin() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main("aurora-desktop", lambda: _window(args))
+    return run_main("aurora-desktop", lambda: _window(build_parser().parse_args(argv)))
 
 
 def _window(args) -> int:

@@ -204,8 +204,7 @@ def one_shot(engine: ChatEngine, conv: Conversation, settings: SamplingSettings,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main("aurora-chat", lambda: _chat(args))
+    return run_main("aurora-chat", lambda: _chat(build_parser().parse_args(argv)))
 
 
 def _chat(args) -> int:

@@ -153,8 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main("aurora-export", lambda: args.func(args))
+    return run_main("aurora-export", lambda: _dispatch(build_parser().parse_args(argv)))
+
+
+def _dispatch(args) -> int:
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -62,3 +62,28 @@ def test_desktop_opens_a_window_and_closes_cleanly(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("window shown after ")
     assert list((tmp_path / "data").rglob("chats.sqlite"))  # the database lives in the platform's data folder
+
+
+def _closed_early(argv: list[str], env: dict) -> subprocess.CompletedProcess:
+    """`COMMAND ... | head -c 1`: the reader goes away after one byte."""
+    import shlex
+
+    line = " ".join(shlex.quote(a) for a in [str(BIN / argv[0]), *argv[1:]]) + " | head -c 1 > /dev/null"
+    return subprocess.run(["bash", "-o", "pipefail", "-c", line], capture_output=True, text=True, timeout=300,
+                          env=env)
+
+
+def test_a_closed_stdout_is_a_quiet_exit(exported, tmp_path):
+    """Every command, its output piped into a reader that closes early, exits 0 and says nothing."""
+    import os
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1", QT_QPA_PLATFORM="offscreen")
+    model = str(exported["q8_0"])
+    cases = [[c, "--help"] for c in COMMANDS] + [
+        ["aurora-export", "inspect", model],
+        ["aurora-chat", model, "--prompt", "你好", "--max-tokens", "64", "--temperature", "0"],
+        ["aurora-train", "run", "--help"],
+    ]
+    for argv in cases:
+        result = _closed_early(argv, env)
+        assert (result.returncode, result.stderr) == (0, ""), argv

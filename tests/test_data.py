@@ -213,3 +213,25 @@ def test_chart_with_chinese_categories_has_every_glyph(tmp_path):
         _charts(report, tmp_path)
     assert [str(w.message) for w in caught if "missing from font" in str(w.message) or "Glyph" in str(w.message)] == []
     assert (tmp_path / "categories.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    """Written through temporary files, outputs still get the user's usual permissions (not 0600)."""
+    import os
+    import stat
+
+    from aurora_core.files import new_folder, write_text
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"instruction": "你好吗？", "input": "", "output": "我很好，谢谢。"}, ensure_ascii=False) + "\n")
+    old = os.umask(0o022)
+    try:
+        prepare([src], tmp_path / "out", DataConfig(val_ratio=0), progress=False)
+        write_text(tmp_path / "t.txt", "x")
+        with new_folder(tmp_path / "folder") as tmp:
+            (tmp / "f").write_text("y")
+    finally:
+        os.umask(old)
+    for f in ("out/train.jsonl", "out/validation.jsonl", "out/manifest.json", "t.txt", "folder/f"):
+        assert stat.S_IMODE((tmp_path / f).stat().st_mode) == 0o644, f
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755

@@ -275,3 +275,11 @@ def test_router_training_and_aux_loss_reach_the_gguf(tiny_base, train_data, tmp_
     assert export(["lora", "--base", str(tiny_base), "--adapter", str(routed), "--out", str(tmp_path / "l.gguf"),
                    "--no-progress"]) == 2
     assert plain.is_dir()
+
+
+def test_the_papers_config_is_complete_and_valid():
+    from aurora_training.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "packaging" / "aurora-paper.yaml")
+    assert (cfg.learning_rate, cfg.epochs, cfg.save_every, cfg.load_in_4bit) == (5e-5, 3, 1000, True)
+    assert cfg.target_modules == ["q_proj", "v_proj"] and (cfg.lora_r, cfg.lora_alpha) == (8, 16.0)

@@ -118,8 +118,11 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main("aurora-train", lambda: args.func(args))
+    return run_main("aurora-train", lambda: _dispatch(build_parser().parse_args(argv)))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aurora_core.errors import not_built
+from aurora_core.errors import not_built, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,8 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    return not_built("aurora-eval", "evaluation")
+    return run_main("aurora-eval", lambda: (build_parser().parse_args(argv), not_built("aurora-eval", "evaluation"))[1])
 
 
 if __name__ == "__main__":

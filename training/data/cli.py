@@ -46,8 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main("aurora-data", lambda: _data(args))
+    return run_main("aurora-data", lambda: _data(build_parser().parse_args(argv)))
 
 
 def _data(args) -> int:
