@@ -195,6 +195,7 @@ class ChatEngine:
                                   "(the adapter does not fit this model); export the LoRA against this base")
         self.bos, self.eos = self.llm.token_bos(), self.llm.token_eos()
         self._cancel = threading.Event()
+        self._token_cache: dict[str, list[int]] = {}
 
     def _load_template(self, source: str | None) -> ChatTemplate:
         if not source:
@@ -221,32 +222,64 @@ class ChatEngine:
         offset = 1 if conversation.system else 0
         replies = {i + offset: Reply(tuple(m.token_ids), m.content) for i, m in enumerate(conversation.messages)
                    if m.role == "assistant" and m.token_ids is not None}
-        pieces = self.template.render(conversation.as_messages(), replies=replies)
-        return encode_pieces(pieces, self._encode, self.bos, self.eos)
+        pieces = self._render(conversation.as_messages(), replies)
+        return encode_pieces(pieces, self._encode_cached, self.bos, self.eos)
+
+    def _render(self, messages: list[dict], replies: dict):
+        """The GGUF's template; if it fails at this turn, the built-in format from now on, with a note."""
+        try:
+            return self.template.render(messages, replies=replies)
+        except ChatTemplateError as exc:
+            if self.template.source == CHAT_TEMPLATE:
+                raise
+            self.warnings.append(f"the model's chat template failed ({exc}); using the built-in "
+                                 "Mixtral-Instruct format from now on")
+            self.template = ChatTemplate(CHAT_TEMPLATE)
+            return self.template.render(messages, replies=replies)
 
     def _encode(self, text: str) -> list[int]:
         """Plain text to ids (llama.cpp adds the word-start, as SentencePiece does; never a control token)."""
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
+    def _encode_cached(self, text: str) -> list[int]:
+        """`_encode`, remembered per fragment: fitting a long chat renders it several times."""
+        ids = self._token_cache.get(text)
+        if ids is None:
+            if len(self._token_cache) > 100_000:
+                self._token_cache.clear()
+            ids = self._token_cache[text] = self._encode(text)
+        return ids
+
     def fit(self, conversation: Conversation, max_tokens: int, drop_oldest: bool = True) -> tuple[list[int], int]:
         """Prompt ids that leave room for `max_tokens`, dropping the oldest turns (never the system prompt).
 
-        With `drop_oldest=False` (the "stop at the limit" policy) a conversation that no longer fits
-        is refused instead."""
+        The fewest whole user/assistant pairs that make it fit are found by bisection, each rendering's
+        fragments tokenized once (cached): O(n log n) in the number of messages, not O(n²). With
+        `drop_oldest=False` (the "stop at the limit" policy) a conversation that no longer fits is refused.
+        """
         n_ctx = self.llm.n_ctx()
-        messages = list(conversation.messages)
-        dropped = 0
-        while True:
-            trimmed = Conversation(system=conversation.system, messages=messages)
-            ids = self.prompt_tokens(trimmed)
-            if len(ids) + max_tokens <= n_ctx or len(messages) <= 1:
-                break
+        messages = conversation.messages
+
+        def ids_without(pairs: int) -> list[int]:
+            return self.prompt_tokens(Conversation(system=conversation.system, messages=messages[2 * pairs:]))
+
+        ids, dropped = ids_without(0), 0
+        if len(ids) + max_tokens > n_ctx:
             if not drop_oldest:
                 raise ContextFullError(f"the conversation is {len(ids):,} tokens and the answer needs room for "
                                        f"{max_tokens:,} more, beyond the context of {n_ctx:,}; start a new chat "
                                        "or let the oldest turns be dropped")
-            messages = messages[2:]
-            dropped += 2
+            lo, hi = 1, max(0, (len(messages) - 1) // 2)  # keep at least the last message
+            best = ids_without(hi) if hi else ids
+            dropped = hi
+            while lo < hi:
+                mid = (lo + hi) // 2
+                candidate = ids_without(mid)
+                if len(candidate) + max_tokens <= n_ctx:
+                    best, dropped, hi = candidate, mid, mid
+                else:
+                    lo = mid + 1
+            ids, dropped = best, 2 * dropped
         if len(ids) >= n_ctx:
             raise ContextFullError(f"the message is {len(ids):,} tokens, more than the context of {n_ctx:,}; "
                                    "shorten it or load the model with a larger context")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aurora_core import gguf_meta
 from aurora_core.errors import AuroraError
-from aurora_core.gguf_meta import field_value
+from aurora_core.gguf_header import GGUFHeaderError, read_header
 
 GGUF_MAGIC = b"GGUF"
 
@@ -57,46 +57,47 @@ def supported_architectures() -> set[str]:
     return set(gguf.MODEL_ARCH_NAMES.values())
 
 
+MAX_EXPERTS = 256  # llama.cpp's LLAMA_MAX_EXPERTS
+MAX_CONTEXT = 1 << 24
+MAX_LAYERS = 4096
+
+
 def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None,
                kv_bytes_per_element: float = 2.0) -> ModelInfo:
     """ModelInfo of a loadable GGUF, or ModelCheckError saying what is wrong.
 
-    `n_ctx` is the context the engine will allocate; 0 means the model's own (llama.cpp's rule).
+    The header is read with bounds (`aurora_core.gguf_header`), and the values llama.cpp asserts on
+    (and aborts the process for, with no message) are checked first. `n_ctx` is the context the engine
+    will allocate; 0 means the model's own (llama.cpp's rule).
     """
-    import gguf
-
     path = Path(path)
     if not path.is_file():
         raise ModelCheckError(f"{path}: no such file; choose a .gguf model file")
-    size = path.stat().st_size
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != GGUF_MAGIC:
         raise ModelCheckError(f"{path}: not a GGUF file (starts with {magic!r}); export one with aurora-export gguf")
     try:
-        reader = gguf.GGUFReader(str(path))
-    except (ValueError, IndexError, OSError) as exc:
-        raise ModelCheckError(f"{path}: GGUF header is damaged or the file is truncated ({exc}); "
-                              "download or export it again") from None
-    end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+        header = read_header(path)
+    except GGUFHeaderError as exc:
+        raise ModelCheckError(str(exc)) from None
+    size = header.file_size
+    arch = header.get(gguf_meta.GENERAL_ARCHITECTURE)
+    if header.get(gguf_meta.GENERAL_TYPE) == "adapter":
+        raise ModelCheckError(f"{path}: is a LoRA adapter, not a model; open the base model and pass this "
+                              "file as the LoRA")
+    if not isinstance(arch, str) or arch not in supported_architectures():
+        raise ModelCheckError(f"{path}: architecture {arch!r} is not one llama.cpp runs; "
+                              "export the model with aurora-export gguf")
+    end = header.data_start + max((t.offset + tensor_nbytes(t, path) for t in header.tensors), default=0)
     if end > size:
         raise ModelCheckError(f"{path}: truncated ({size:,} bytes, its tensors need {end:,}); "
                               "download or export it again")
-    arch = field_value(reader, gguf_meta.GENERAL_ARCHITECTURE) or "?"
-    if field_value(reader, gguf_meta.GENERAL_TYPE) == "adapter":
-        raise ModelCheckError(f"{path}: is a LoRA adapter, not a model; open the base model and pass this "
-                              "file as the LoRA")
-    if arch not in supported_architectures():
-        raise ModelCheckError(f"{path}: architecture {arch!r} is not one llama.cpp runs; "
-                              "export the model with aurora-export gguf")
-    n_params = sum(int(t.n_elements) for t in reader.tensors)
-    ctx_len = int(field_value(reader, f"{arch}.context_length") or 0)
-    n_embd = int(field_value(reader, f"{arch}.embedding_length") or 0)
-    n_layer = int(field_value(reader, f"{arch}.block_count") or 0)
-    heads = int(field_value(reader, f"{arch}.attention.head_count") or 1)
-    kv_heads = int(field_value(reader, f"{arch}.attention.head_count_kv") or heads)
-    n_ctx = n_ctx or ctx_len or 4096
-    kv_bytes = int(2 * n_layer * n_ctx * (n_embd * kv_heads // max(heads, 1)) * kv_bytes_per_element)  # K and V
+    hp = _hyper_parameters(header, arch)
+    _check_vocabulary(header)
+    n_ctx = n_ctx or hp["context_length"]
+    kv_bytes = int(2 * hp["block_count"] * n_ctx * (hp["embedding_length"] * hp["head_count_kv"] // hp["head_count"])
+                   * kv_bytes_per_element)  # K and V
     need = size + kv_bytes
     have = available_memory() if memory is None else memory
     if need > have:
@@ -104,9 +105,67 @@ def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None,
             f"{path}: needs about {need / 2**30:.1f} GiB of memory (model {size / 2**30:.1f} GiB + context "
             f"{kv_bytes / 2**30:.1f} GiB) but {have / 2**30:.1f} GiB is available; choose a smaller "
             "quantization (q4_k_m) or a shorter context")
-    meta = {k: field_value(reader, k) for k in reader.fields if k.startswith("general.")}
+    meta = {k: v for k, v in header.metadata.items() if k.startswith("general.")}
+    template = header.get(gguf_meta.CHAT_TEMPLATE)
     return ModelInfo(path=path, architecture=arch, name=str(meta.get(gguf_meta.GENERAL_NAME) or path.stem),
-                     file_size=size, n_params=n_params, context_length=ctx_len,
-                     expert_count=int(field_value(reader, f"{arch}.expert_count") or 0),
-                     chat_template=field_value(reader, gguf_meta.CHAT_TEMPLATE), metadata=meta,
+                     file_size=size, n_params=sum(t.n_elements for t in header.tensors),
+                     context_length=hp["context_length"], expert_count=hp["expert_count"],
+                     chat_template=template if isinstance(template, str) else None, metadata=meta,
                      kv_cache_bytes=kv_bytes, n_ctx=n_ctx)
+
+
+def tensor_nbytes(t, path: Path) -> int:
+    import gguf
+
+    try:
+        block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(t.ggml_type)]
+    except (ValueError, KeyError):
+        raise ModelCheckError(f"{path}: tensor {t.name!r} has type {t.ggml_type}, which llama.cpp does not know")
+    if t.shape[0] % block:
+        raise ModelCheckError(f"{path}: tensor {t.name!r} rows of {t.shape[0]} do not fit its blocks of {block}")
+    return t.n_elements // block * type_size
+
+
+def _hyper_parameters(header, arch: str) -> dict[str, int]:
+    """The values llama.cpp asserts on, checked; ModelCheckError naming the key otherwise."""
+    path = header.path
+
+    def value(key: str, lo: int, hi: int, default: int | None = None) -> int:
+        v = header.get(f"{arch}.{key}", default)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ModelCheckError(f"{path}: {arch}.{key} = {v!r} is not a number from {lo} to {hi}; "
+                                  "the file is damaged or was written wrongly")
+        return v
+
+    hp = {"block_count": value("block_count", 1, MAX_LAYERS),
+          "context_length": value("context_length", 1, MAX_CONTEXT),
+          "embedding_length": value("embedding_length", 1, 1 << 20),
+          "head_count": value("attention.head_count", 1, 1 << 12)}
+    hp["head_count_kv"] = value("attention.head_count_kv", 1, hp["head_count"], hp["head_count"])
+    if hp["head_count"] % hp["head_count_kv"]:
+        raise ModelCheckError(f"{path}: {hp['head_count']} attention heads do not divide into "
+                              f"{hp['head_count_kv']} key/value heads")
+    hp["expert_count"] = value("expert_count", 0, MAX_EXPERTS, 0)
+    if hp["expert_count"]:
+        hp["expert_used_count"] = value("expert_used_count", 1, hp["expert_count"])
+    elif header.get(f"{arch}.expert_used_count", 0):
+        raise ModelCheckError(f"{path}: {arch}.expert_used_count is set but the model has no experts")
+    return hp
+
+
+def _check_vocabulary(header) -> None:
+    tokens = header.tokens
+    if not tokens:
+        raise ModelCheckError(f"{header.path}: has no vocabulary (tokenizer.ggml.tokens); export it again")
+    empty = next((i for i, t in enumerate(tokens) if t == ""), None)
+    if empty is not None:
+        raise ModelCheckError(f"{header.path}: token {empty} of the vocabulary is empty; the file is damaged")
+    if len(set(tokens)) != len(tokens):
+        seen: set[str] = set()
+        dup = next(i for i, t in enumerate(tokens) if t in seen or seen.add(t))
+        raise ModelCheckError(f"{header.path}: token {dup} ({tokens[dup]!r}) appears twice in the vocabulary; "
+                              "the file is damaged")
+    for key in ("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id"):
+        v = header.get(key)
+        if v is not None and not (isinstance(v, int) and 0 <= v < len(tokens)):
+            raise ModelCheckError(f"{header.path}: {key} = {v!r} is outside the vocabulary of {len(tokens):,}")

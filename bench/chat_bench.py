@@ -60,6 +60,44 @@ def engine_run(engine, conv, n: int) -> float:
     return consume(engine.stream(conv, SamplingSettings(max_tokens=n, seed=1, **SETTINGS))).tokens_per_second
 
 
+def fit_one_pair_at_a_time(engine, conversation, max_tokens: int) -> int:
+    """The previous fitting (re-render and re-tokenize everything per dropped pair): the quadratic peer."""
+    from aurora_desktop.conversation import Conversation
+
+    messages, dropped = list(conversation.messages), 0
+    while True:
+        ids = engine.prompt_tokens(Conversation(system=conversation.system, messages=messages))
+        if len(ids) + max_tokens <= engine.llm.n_ctx() or len(messages) <= 1:
+            return dropped
+        engine._token_cache.clear()  # it tokenized every fragment again
+        messages, dropped = messages[2:], dropped + 2
+
+
+def fitting_costs(engine) -> list[tuple[int, float, float | None, int]]:
+    """(messages, seconds to fit now, seconds the previous way or None, messages dropped)."""
+    from aurora_desktop.conversation import Conversation
+
+    rows = []
+    for n in (100, 1_000, 10_000):
+        conv = Conversation(system="你是一个乐于助人的助手。")
+        for i in range(n // 2):
+            conv.add_user(f"第{i}个问题：请介绍一下中国的一个城市。")
+            conv.add_assistant(f"第{i}个回答：这座城市历史悠久，风景优美，值得一游。")
+        conv.add_user("最后的问题")
+        engine._token_cache.clear()
+        t = time.perf_counter()
+        _, dropped = engine.fit(conv, 512)
+        now = time.perf_counter() - t
+        before = None
+        if n <= 1_000:
+            engine._token_cache.clear()
+            t = time.perf_counter()
+            assert fit_one_pair_at_a_time(engine, conv, 512) == dropped
+            before = time.perf_counter() - t
+        rows.append((n + 1, now, before, dropped))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=128)
@@ -96,6 +134,7 @@ def main() -> int:
     engine.llm.reset()
     cold10 = consume(engine.stream(chat, SamplingSettings(max_tokens=1, seed=1, **SETTINGS))).time_to_first_token
 
+    fits = fitting_costs(engine)
     print(f"model: {gguf.name} ({gguf.stat().st_size / 2**20:,.0f} MiB), {args.tokens} tokens, "
           f"median of {args.repeats}, 2 threads")
     print()
@@ -114,6 +153,13 @@ def main() -> int:
     print("turn: prompt tokens / reused from cache / TTFT ms")
     for i, (t, p, r) in enumerate(ttft, start=1):
         print(f"  {i:2d}: {p:5d} / {r:5d} / {t * 1e3:6.1f}")
+    print()
+    print(f"| fitting a long chat into n_ctx {engine.llm.n_ctx():,} | now (bisection, fragments tokenized once) "
+          "| one pair at a time (before) | messages dropped |")
+    print("|---:|---:|---:|---:|")
+    for n, now, before, dropped in fits:
+        print(f"| {n:,} messages | {now * 1e3:,.0f} ms | {f'{before * 1e3:,.0f} ms' if before else 'not run (minutes)'} "
+              f"| {dropped:,} |")
     engine.close()
     return 0
 

@@ -230,24 +230,153 @@ class ChatTemplateError(AuroraError):
     """A chat template that does not compile or does not render this conversation."""
 
 
-class ChatTemplate:
-    """A chat template compiled in Jinja's ImmutableSandboxedEnvironment.
+MAX_TEMPLATE_CHARS = 256 * 1024  # real templates are a few KB; tool-calling ones ~20 KB
+MAX_OUTPUT_CHARS = 16 << 20  # one rendering
+MAX_ITERATIONS = 1_000_000  # range() steps in one rendering (nested loops multiply)
+MAX_NUMBER = 1 << 20  # an integer handed to a method (ljust, center, repeat counts, ...)
+RENDER_SECONDS = 2.0  # one rendering; a template still running then is stopped
 
-    A GGUF is untrusted input: its template cannot reach Python objects (`''.__class__.__mro__`
-    raises SecurityError). `<s>`/`</s>` are passed as private-use sentinels, so the rendering splits
-    into control tokens and text that is always tokenized as plain text.
+
+class TemplateTimeout(Exception):
+    """Raised inside the rendering thread by the watchdog."""
+
+
+def _size(value) -> int:
+    return len(value) if isinstance(value, (str, list, tuple)) else 0
+
+
+def _check_size(n: int) -> None:
+    from jinja2.sandbox import SecurityError
+
+    if n > MAX_OUTPUT_CHARS:
+        raise SecurityError(f"the template builds a value of more than {MAX_OUTPUT_CHARS:,} items")
+
+
+def _bounded_join(join):
+    def bounded(seq):
+        items = list(seq)
+        _check_size(sum(len(str(x)) for x in items))
+        return join(items)
+
+    return bounded
+
+
+def _bounded_filter(name: str, func):
+    def bounded(*args, **kwargs):
+        values = [a for a in (*args, *kwargs.values()) if isinstance(a, (str, list, tuple))]
+        _check_size(sum(_size(v) for v in values))
+        if name == "replace" and len(args) >= 3 and isinstance(args[-1], str):
+            _check_size(_size(args[-3]) * max(1, len(args[-1])))  # every character could become `new`
+        result = func(*args, **kwargs)
+        _check_size(_size(result))
+        return result
+
+    for attr in ("jinja_pass_arg",):  # keep what tells Jinja to pass the context or environment
+        if hasattr(func, attr):
+            setattr(bounded, attr, getattr(func, attr))
+    return bounded
+
+
+class _Watchdog:
+    """Raises TemplateTimeout in the rendering thread if a rendering outlives RENDER_SECONDS."""
+
+    def __init__(self, seconds: float) -> None:
+        import threading
+
+        self.thread_id = threading.get_ident()
+        self.timer = threading.Timer(seconds, self._fire)
+        self.timer.daemon = True
+
+    def _fire(self) -> None:
+        import ctypes
+
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id), ctypes.py_object(TemplateTimeout))
+
+    def __enter__(self) -> "_Watchdog":
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.timer.cancel()
+
+
+class _BoundedEnvironment:
+    """ImmutableSandboxedEnvironment with limits on sizes, arithmetic, iteration and recursion."""
+
+    @staticmethod
+    def make():
+        from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+        class Env(ImmutableSandboxedEnvironment):
+            intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+            def __init__(self) -> None:
+                super().__init__(trim_blocks=True, lstrip_blocks=True)
+                self.steps = 0
+                self.globals["range"] = self.bounded_range
+                self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
+
+            def bounded_range(self, *args):
+                r = range(*args)
+                if len(r) > MAX_ITERATIONS or self.steps + len(r) > MAX_ITERATIONS:
+                    raise SecurityError(f"the template iterates more than {MAX_ITERATIONS:,} times")
+                self.steps += len(r)
+                return r
+
+            def call_binop(self, context, operator, left, right):
+                if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+                    raise SecurityError("the template raises to a huge power")
+                if operator == "*" and isinstance(left, int) and isinstance(right, (str, list, tuple)):
+                    left, right = right, left
+                if operator == "*" and isinstance(left, (str, list, tuple)) and isinstance(right, int) \
+                        and len(left) * right > MAX_OUTPUT_CHARS:
+                    raise SecurityError(f"the template builds a value of more than {MAX_OUTPUT_CHARS:,} items")
+                if operator == "+":
+                    _check_size(_size(left) + _size(right))
+                if operator == "%" and isinstance(left, str):
+                    args = right if isinstance(right, tuple) else (right,)
+                    _check_size(len(left) + sum(len(str(a)) for a in args))
+                return super().call_binop(context, operator, left, right)
+
+            def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
+                numbers = [a for a in (*args, *kwargs.values()) if isinstance(a, int) and not isinstance(a, bool)]
+                if any(abs(n) > MAX_NUMBER for n in numbers):
+                    raise SecurityError(f"the template passes a number above {MAX_NUMBER:,} to a function")
+                _check_size(sum(_size(a) for a in (*args, *kwargs.values())))
+                return super().call(__context, __obj, *args, **kwargs)
+
+        return Env()
+
+
+class ChatTemplate:
+    """A chat template compiled in Jinja's immutable sandbox, rendered within bounds.
+
+    A GGUF is untrusted input: its template cannot reach Python objects (`''.__class__.__mro__` raises
+    SecurityError), cannot build huge values (`'x' * 4000000000`), iterate without end (nested
+    `range(99999)`), recurse without end or write more than MAX_OUTPUT_CHARS; each is a
+    ChatTemplateError, and the engine falls back to the built-in format with a note. `<s>`/`</s>` are
+    passed as private-use sentinels, so the rendering splits into control tokens and text that is always
+    tokenized as plain text.
     """
 
     def __init__(self, source: str) -> None:
         from jinja2 import TemplateError
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+        if len(source) > MAX_TEMPLATE_CHARS:
+            raise ChatTemplateError(f"chat template is {len(source):,} characters (more than "
+                                    f"{MAX_TEMPLATE_CHARS:,}); refused")
         self.source = source
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        self.env = _BoundedEnvironment.make()
         try:
-            self._template = env.from_string(source)
+            self._template = self.env.from_string(source)
         except TemplateError as exc:
             raise ChatTemplateError(f"chat template does not compile: {exc}") from None
+        except RecursionError:
+            raise ChatTemplateError("chat template is nested too deeply to compile") from None
+        namespace = self._template.root_render_func.__globals__  # `~` compiles to these joins
+        for name in ("str_join", "markup_join"):
+            if name in namespace:
+                namespace[name] = _bounded_join(namespace[name])
 
     def render(self, messages: list[dict], add_generation_prompt: bool = True,
                replies: dict[int, Reply] | None = None) -> list[str | Control | Reply]:
@@ -255,28 +384,44 @@ class ChatTemplate:
         in the places of those messages' contents."""
 
         def raise_exception(message: str):
-            raise ChatTemplateError(message)
+            raise ChatTemplateError(str(message)[:200])
 
         replies = replies or {}
         clean = [{"role": m["role"], "content": (f"{SLOT_OPEN}{i}{SLOT_CLOSE}" if i in replies
                                                  else _strip_marks(m["content"]))}
                  for i, m in enumerate(messages)]
+        self.env.steps = 0
+        chunks, size = [], 0
         try:
-            text = self._template.render(messages=clean, bos_token=BOS_MARK, eos_token=EOS_MARK,
-                                         add_generation_prompt=add_generation_prompt,
-                                         raise_exception=raise_exception)
+            with _Watchdog(RENDER_SECONDS):
+                for chunk in self._template.generate(messages=clean, bos_token=BOS_MARK, eos_token=EOS_MARK,
+                                                     add_generation_prompt=add_generation_prompt,
+                                                     raise_exception=raise_exception):
+                    size += len(chunk)
+                    if size > MAX_OUTPUT_CHARS:
+                        raise ChatTemplateError(f"chat template wrote more than {MAX_OUTPUT_CHARS:,} characters")
+                    chunks.append(chunk)
         except ChatTemplateError:
             raise
+        except TemplateTimeout:
+            raise ChatTemplateError(f"chat template took longer than {RENDER_SECONDS:.0f} s") from None
+        except RecursionError:
+            raise ChatTemplateError("chat template recursed too deeply") from None
+        except MemoryError:
+            raise ChatTemplateError("chat template ran out of memory") from None
         except Exception as exc:  # SecurityError, UndefinedError, TypeError from a hostile or broken template
-            raise ChatTemplateError(f"chat template failed: {type(exc).__name__}: {exc}") from None
+            raise ChatTemplateError(f"chat template failed: {type(exc).__name__}: {str(exc)[:200]}") from None
         pieces: list[str | Control | Reply] = []
-        for part in _SPLIT.split(text):
+        for part in _SPLIT.split("".join(chunks)):
             if part == BOS_MARK:
                 pieces.append(Control.BOS)
             elif part == EOS_MARK:
                 pieces.append(Control.EOS)
             elif part.startswith(SLOT_OPEN):
-                pieces.append(replies[int(part[1:-1])])
+                index = int(part[1:-1])
+                if index not in replies:
+                    raise ChatTemplateError("chat template wrote a reply marker it was not given")
+                pieces.append(replies[index])
             elif part:
                 pieces.append(part)
         return pieces

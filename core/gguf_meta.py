@@ -1,8 +1,8 @@
 """GGUF key names and the metadata reader: the whole hand-over from export to chat.
 
 Keys llama.cpp defines are gguf-py's (`general.*`, `llama.*`, `tokenizer.*`); Aurora's own live
-under `general.aurora.*` and are named here once. The reader takes gguf-py's `GGUFReader`
-(imported when called: the training install has no gguf).
+under `general.aurora.*` and are named here once. The reader is `gguf_header.read_header`, which
+checks every length against the file before it reads (gguf-py's reader allocates what a field says).
 """
 
 from __future__ import annotations
@@ -40,43 +40,13 @@ def arch_key(arch: str, key: str) -> str:
     return f"{arch}.{key}"
 
 
-def field_value(reader, key: str):
-    """A scalar or string metadata value of a GGUFReader; None when absent or an array."""
-    import gguf
-
-    f = reader.fields.get(key)
-    if f is None or not f.types or f.types[0] == gguf.GGUFValueType.ARRAY:
-        return None
-    part = f.parts[f.data[0]]
-    if f.types[0] == gguf.GGUFValueType.STRING:
-        return bytes(part).decode("utf-8", errors="replace")
-    return part.tolist()[0]
-
-
-def array_length(reader, key: str) -> int | None:
-    import gguf
-
-    f = reader.fields.get(key)
-    if f is None or not f.types or f.types[0] != gguf.GGUFValueType.ARRAY:
-        return None
-    return len(f.data)
-
-
 def read_metadata(path: Path) -> dict:
-    """Every scalar and string key of a GGUF file (arrays as their length), header only."""
-    import gguf
+    """Every scalar and string key of a GGUF file (arrays as "[N items]"), read with bounds."""
+    from .gguf_header import read_header
 
-    return metadata_of(gguf.GGUFReader(str(path)))
-
-
-def metadata_of(reader) -> dict:
-    """Every scalar and string key of an open GGUFReader (arrays as "[N items]")."""
-    out = {}
-    for name, f in reader.fields.items():
-        if name.startswith("GGUF."):
-            continue
-        n = array_length(reader, name)
-        out[name] = f"[{n} items]" if n is not None else field_value(reader, name)
+    header = read_header(path)
+    out = dict(header.metadata)
+    out.update({k: f"[{n} items]" for k, (_, n) in header.arrays.items()})
     return out
 
 

@@ -32,9 +32,9 @@ def cmd_gguf(args) -> int:
 
 def _say_template(path: Path) -> None:
     from aurora_core import gguf_meta
+    from aurora_core.gguf_header import read_header
 
-    meta = gguf_meta.read_metadata(path)
-    print(f"chat template: {meta.get(gguf_meta.CHAT_TEMPLATE_SOURCE)}")
+    print(f"chat template: {read_header(path).get(gguf_meta.CHAT_TEMPLATE_SOURCE)}")
 
 
 def cmd_merge(args) -> int:
@@ -81,8 +81,8 @@ def cmd_inspect(args) -> int:
         raise ExportError(f"{path}: no such file")
     try:
         text = describe(path)
-    except (ValueError, OSError) as exc:
-        raise ExportError(f"{path}: not a readable GGUF file ({exc})") from None
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot read it ({exc.strerror})") from None
     print(text)
     return 0
 

@@ -89,8 +89,9 @@ def file_type_of(path: Path) -> str:
     import gguf
 
     from aurora_core import gguf_meta
+    from aurora_core.gguf_header import read_header
 
-    ftype = int(gguf_meta.read_metadata(path)[gguf_meta.GENERAL_FILE_TYPE])
+    ftype = int(read_header(path).get(gguf_meta.GENERAL_FILE_TYPE))
     return gguf.LlamaFileType(ftype).name.replace("MOSTLY_", "").replace("ALL_", "").lower()
 
 
