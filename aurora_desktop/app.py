@@ -57,7 +57,7 @@ def _has_fcitx_plugin() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_main("aurora-desktop", lambda: _window(build_parser().parse_args(argv)))
+    return run_main("aurora-desktop", lambda: _window(build_parser().parse_args(argv)), terminate_like_ctrl_c=False)
 
 
 def _window(args) -> int:

@@ -110,13 +110,18 @@ class Repl:
             if not arg:
                 print("usage: /save FILE", file=self.out)
             else:
-                self.conv.save(arg)
-                print(f"saved to {arg}", file=self.out)
+                try:
+                    self.conv.save(arg)
+                    print(f"saved to {arg}", file=self.out)
+                except OSError as exc:
+                    print(f"cannot save to {arg}: {exc.strerror or exc}; the conversation is unchanged", file=self.out)
         elif name == "load":
             try:
                 self.conv = Conversation.load(arg)
-            except (OSError, ValueError) as exc:
-                print(f"cannot load: {exc}", file=self.out)
+            except OSError as exc:
+                print(f"cannot load {arg}: {exc.strerror or exc}; the conversation is unchanged", file=self.out)
+            except ValueError as exc:
+                print(f"cannot load: {exc}; the conversation is unchanged", file=self.out)
             else:
                 print(f"loaded {len(self.conv.messages)} messages from {arg}"
                       + (f"; system prompt: {self.conv.system[:60]}" if self.conv.system else ""), file=self.out)
@@ -207,12 +212,20 @@ def main(argv: list[str] | None = None) -> int:
     return run_main("aurora-chat", lambda: _chat(build_parser().parse_args(argv)))
 
 
+def _tolerant_stdin() -> None:
+    """Bytes that are not UTF-8, typed or piped, become U+FFFD instead of ending the program."""
+    reconfigure = getattr(sys.stdin, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")
+
+
 def _chat(args) -> int:
     settings = SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
                                 repeat_penalty=args.repeat_penalty, max_tokens=args.max_tokens, seed=args.seed)
     engine = ChatEngine(args.model, EngineConfig(n_ctx=args.ctx, n_threads=args.threads,
                                                  n_gpu_layers=args.gpu_layers, lora_path=args.lora))
     conv = Conversation(system=args.system)
+    _tolerant_stdin()
     try:
         if args.prompt is not None:
             return one_shot(engine, conv, settings, args.prompt, args.json)

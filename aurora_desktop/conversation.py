@@ -50,11 +50,20 @@ class Conversation:
         return {"system": self.system, "messages": [{"role": m.role, "content": m.content} for m in self.messages]}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Conversation":
-        conv = cls(system=data.get("system"))
-        for m in data.get("messages", []):
-            if m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
-                raise ValueError(f"message {m!r} is not a user or assistant message with text content")
+    def from_json(cls, data: object) -> "Conversation":
+        """A conversation saved with /save: {"system": text or null, "messages": [{"role", "content"}, ...]},
+        user and assistant alternating from a user message. ValueError says what is wrong."""
+        if not isinstance(data, dict) or not isinstance(data.get("messages", []), list):
+            raise ValueError("expected an object with a 'messages' list, as /save writes")
+        system = data.get("system")
+        if system is not None and not isinstance(system, str):
+            raise ValueError(f"'system' is {type(system).__name__}, not text")
+        conv = cls(system=system or None)
+        for k, m in enumerate(data.get("messages", [])):
+            expected = "user" if k % 2 == 0 else "assistant"
+            if not isinstance(m, dict) or m.get("role") != expected or not isinstance(m.get("content"), str):
+                raise ValueError(f"message {k + 1} must be {{'role': '{expected}', 'content': text}} "
+                                 "(user and assistant alternate, starting with user)")
             conv.messages.append(Message(m["role"], m["content"]))
         return conv
 
@@ -66,10 +75,22 @@ class Conversation:
 
     @classmethod
     def load(cls, path: str | Path) -> "Conversation":
+        """A conversation saved with /save; ValueError (or OSError) naming the file and what is wrong."""
         path = Path(path)
+        with open(path, "rb") as f:  # a sane size: /dev/zero or a huge file is refused, not read to the end
+            raw = f.read(MAX_LOAD_BYTES + 1)
+        if len(raw) > MAX_LOAD_BYTES:
+            raise ValueError(f"{path}: larger than {MAX_LOAD_BYTES // 2**20} MiB; not a saved conversation")
         try:
-            return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+            return cls.from_json(json.loads(raw.decode("utf-8")))
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not UTF-8 text; not a saved conversation") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{exc.lineno}:{exc.colno}: not a saved conversation ({exc.msg})") from None
+        except RecursionError:
+            raise ValueError(f"{path}: JSON nested too deeply; not a saved conversation") from None
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
+
+
+MAX_LOAD_BYTES = 64 * 2**20

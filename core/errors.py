@@ -20,8 +20,14 @@ class AuroraError(Exception):
     """A problem the user can fix; the message names the file (line, row or tensor) and what to do."""
 
 
-def run_main(prog: str, body: Callable[[], int]) -> int:
-    """Run a command's body: AuroraError -> one line + exit 2, Ctrl-C -> 130, closed stdout -> quiet."""
+def run_main(prog: str, body: Callable[[], int], terminate_like_ctrl_c: bool = True) -> int:
+    """Run a command's body: AuroraError -> one line + exit 2, Ctrl-C -> 130, closed stdout -> quiet.
+
+    SIGTERM and SIGHUP are turned into KeyboardInterrupt, so a killed export or training run cleans up
+    its partial outputs exactly as after Ctrl-C (not for a Qt window, whose event loop must end it).
+    """
+    if terminate_like_ctrl_c:
+        _terminate_like_ctrl_c()
     try:
         return body()
     except AuroraError as exc:
@@ -32,6 +38,22 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
         return INTERRUPTED
     except BrokenPipeError:
         return _quiet_broken_pipe()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _terminate_like_ctrl_c() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, _interrupt)
 
 
 def _quiet_broken_pipe() -> int:

@@ -24,6 +24,7 @@ import torch
 from gguf import GGMLQuantizationType, LlamaFileType
 
 from aurora_core import chat_format, gguf_meta, mixtral
+from aurora_core.errors import AuroraError
 from aurora_core.gguf_meta import ARCH
 from aurora_core.mixtral import TensorRef
 
@@ -31,6 +32,11 @@ from .checkpoint import Checkpoint, CheckpointError
 from .merge import Merger
 
 EXPORTER = "aurora-export 0.1.0"
+F16_MAX = 65504.0
+
+
+class WeightError(AuroraError):
+    """A merged weight that cannot be written faithfully (NaN/inf, or beyond the output type's range)."""
 
 # Output types written directly; the rest are made by llama.cpp's quantizer from an F16 file.
 FLOAT_TYPES = {
@@ -54,6 +60,17 @@ class PlannedTensor:
     shape: tuple[int, ...]  # numpy order (outermost first)
     ggml_type: GGMLQuantizationType
     produce: Callable[[], np.ndarray]  # float32/float16 array of `shape`, or raw bytes for BF16
+
+
+def check_weight(name: str, arr: np.ndarray, ggml_type: GGMLQuantizationType) -> None:
+    """Refuse NaN/inf, and values a 16-bit output type would turn into inf, naming the tensor."""
+    if not np.isfinite(arr).all():
+        raise WeightError(f"tensor {name} holds NaN or inf after the merge; the adapter or the base is corrupt")
+    if ggml_type == GGMLQuantizationType.F16:
+        peak = float(np.abs(arr).max()) if arr.size else 0.0
+        if peak > F16_MAX:
+            raise WeightError(f"tensor {name} has values up to {peak:.3g}, beyond F16's {F16_MAX:.0f}; "
+                              "export bf16 or f32 instead")
 
 
 def _convert(arr: np.ndarray, ggml_type: GGMLQuantizationType) -> np.ndarray:
@@ -92,6 +109,7 @@ def _single(merger: Merger, ref: TensorRef, weight_type: GGMLQuantizationType) -
         t = merger.tensor(ref.hf_name)
         if n_head is not None:
             t = permute_rows(t, n_head)
+        check_weight(ref.gguf_name, t.numpy(), weight_type)
         return _convert(t.numpy(), ggml_type)
 
     return PlannedTensor(ref.gguf_name, tuple(shape), ggml_type, produce)
@@ -102,7 +120,8 @@ def _stacked(merger: Merger, ref: TensorRef, weight_type: GGMLQuantizationType) 
 
     def produce() -> np.ndarray:
         out = np.empty(shape, dtype=np.float16 if weight_type == GGMLQuantizationType.F16 else np.float32)
-        merger.fill_stacked(ref.bid, ref.spec.module, out)
+        merger.fill_stacked(ref.bid, ref.spec.module, out,
+                            check=lambda e, t: check_weight(f"{ref.gguf_name} (expert {e})", t.numpy(), weight_type))
         return _convert(out, weight_type)
 
     return PlannedTensor(ref.gguf_name, shape, weight_type, produce)

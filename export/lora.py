@@ -113,6 +113,11 @@ def load_adapter(folder: str | Path) -> LoraAdapter:
         adapter.pairs[name] = (ab["A"], ab["B"])
     if not adapter.pairs and not adapter.replaced:
         raise AdapterError(f"{weights}: holds no LoRA tensors")
+    ranks = {a.shape[0] for a, _ in adapter.pairs.values()}
+    if ranks and ranks != {adapter.r}:
+        raise AdapterError(f"{cfg_path}: says r = {adapter.r} but the LoRA tensors in {weights.name} have rank "
+                           f"{', '.join(map(str, sorted(ranks)))}; the scale alpha/r would be wrong: fix 'r' in the "
+                           "config (or re-save the adapter)")
     adapter.provenance = Provenance.load(folder)
     return adapter
 

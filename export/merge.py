@@ -56,11 +56,14 @@ class Merger:
             return nf4_roundtrip(w) + delta
         return w.float() + delta
 
-    def fill_stacked(self, layer: int, w: str, out: np.ndarray, transform: Callable | None = None) -> None:
-        """Write every expert's merged `w` of `layer` into out[e] (any float dtype), expert by expert."""
+    def fill_stacked(self, layer: int, w: str, out: np.ndarray, check: Callable | None = None) -> None:
+        """Write every expert's merged `w` of `layer` into out[e] (any float dtype), expert by expert;
+        `check(e, tensor)` sees each float32 tensor before it is cast to out's dtype."""
         for e in range(self.base.shape.num_experts):
             t = self.tensor(mixtral.expert_name(layer, e, w))
-            out[e] = (transform(t) if transform else t).numpy()
+            if check is not None:
+                check(e, t)
+            out[e] = t.numpy()
 
 
 def write_merged_checkpoint(merger: Merger, out: Path, force: bool = False, progress: bool = True) -> Path:

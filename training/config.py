@@ -90,7 +90,25 @@ class TrainConfig:
     seed: int = 42
     """Seed for data order, LoRA initialisation and dropout."""
 
+    def __post_init__(self) -> None:
+        """The values are checked wherever a config is made (YAML, key=value, or Python)."""
+        self.check_values()
+
     def validate(self) -> None:
+        """check_values plus the paths a run needs."""
+        self.check_values()
+        for ok, message in ((bool(self.base), "base: set the Mixtral checkpoint folder"),
+                            (bool(self.data), "data: set the train.jsonl from aurora-data")):
+            if not ok:
+                raise ConfigError(message)
+
+    def check_values(self) -> None:
+        try:
+            self._check_values()
+        except TypeError as exc:
+            raise ConfigError(f"a config value has the wrong type ({exc})") from None
+
+    def _check_values(self) -> None:
         checks = [
             (self.lora_r >= 1, "lora_r must be at least 1"),
             (0 < self.lora_alpha < math.inf, "lora_alpha must be a positive finite number"),
@@ -108,8 +126,6 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.compute_dtype in ("bfloat16", "float16", "float32"), "compute_dtype must be bfloat16, float16 or float32"),
             (bool(self.target_modules), "target_modules must name at least one module"),
-            (bool(self.base), "base: set the Mixtral checkpoint folder"),
-            (bool(self.data), "data: set the train.jsonl from aurora-data"),
         ]
         for ok, message in checks:
             if not ok:

@@ -250,8 +250,19 @@ def prepare_inputs(cfg: TrainConfig, resume: bool) -> Trainer:
     base_config = check_base(cfg)
     sp = load_tokenizer(cfg)
     examples, manifest = load_examples(cfg, sp)
-    if not resume and checkpoints(Path(cfg.out)):
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out: {out} is a file; choose a folder for the run")
+    if not resume and checkpoints(out):
         raise ConfigError(f"out: {cfg.out} already holds checkpoints; pass --resume to continue, or choose another out")
+    if resume and not checkpoints(out):
+        raise ConfigError(f"out: {cfg.out} holds no checkpoint to resume from; run without --resume")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".aurora-write-test").write_text("")
+        (out / ".aurora-write-test").unlink()
+    except OSError as exc:
+        raise ConfigError(f"out: cannot write to {out} ({exc.strerror}); choose another folder") from None
     return Trainer(cfg, examples, manifest, base_config, pad_id=sp.eos_id())
 
 
@@ -275,15 +286,26 @@ def build_model(t: Trainer) -> None:
 
 
 def restore(t: Trainer, resume: bool) -> TrainState:
-    """Step 3: the newest checkpoint's state with --resume (metrics it had not seen are forgotten)."""
+    """Step 3: the newest checkpoint's state with --resume; metrics the checkpoint had not seen (or a
+    fresh run's leftovers) are forgotten, so no step is logged twice."""
     state = TrainState()
-    if resume and checkpoints(t.out):
-        state = load_checkpoint(checkpoints(t.out)[-1], t.accelerator.unwrap_model(t.model), t.optimizer,
-                                t.scheduler)
-        metrics = t.out / "metrics.jsonl"
-        if t.main_process and metrics.is_file():
-            kept = [x for x in metrics.read_text().splitlines() if json.loads(x)["step"] <= state.step]
-            metrics.write_text("".join(x + "\n" for x in kept))
+    metrics = t.out / "metrics.jsonl"
+    if resume:
+        newest = checkpoints(t.out)[-1]
+        try:
+            state = load_checkpoint(newest, t.accelerator.unwrap_model(t.model), t.optimizer, t.scheduler)
+        except Exception as exc:  # torch/safetensors raise many types for a damaged file
+            raise ConfigError(f"{newest}: the checkpoint is damaged ({type(exc).__name__}: {str(exc)[:120]}); "
+                              "delete this folder to resume from the one before") from None
+    if t.main_process and metrics.is_file():
+        kept = []
+        for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                if json.loads(line)["step"] <= state.step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a kill
+        metrics.write_text("".join(x + "\n" for x in kept))
     if t.main_process:
         t.out.mkdir(parents=True, exist_ok=True)
         (t.out / "training_config.yaml").write_text(t.cfg.to_yaml(), encoding="utf-8")
@@ -351,6 +373,9 @@ def train_loop(t: Trainer, state: TrainState, log: MetricsLog) -> None:
         batches = epoch_batches(len(t.examples), t.cfg, state.epoch, rank, world)
         while state.micro < len(batches) and state.step < t.total_steps:
             optimizer_step(t, state, batches[state.micro: state.micro + t.cfg.grad_accum])
+            if not math.isfinite(state.loss):
+                raise ConfigError(f"the loss became {state.loss} at step {state.step}: training diverged (lower "
+                                  f"learning_rate {t.cfg.learning_rate:g}); no adapter was written")
             if state.micro >= len(batches):  # the next epoch has its own shuffle
                 state.epoch, state.micro = state.epoch + 1, 0
             log.step(state)

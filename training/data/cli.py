@@ -9,7 +9,7 @@ from pathlib import Path
 from aurora_core.cli import HelpFormatter
 from aurora_core.errors import run_main
 
-from .prepare import prepare
+from .prepare import check_writable_folder, prepare
 from .report import write_report
 from .settings import FORMATS, DataConfig
 
@@ -54,6 +54,8 @@ def _data(args) -> int:
                      keep_english=args.keep_english, near_dup=args.near_dup, tokenizer=args.tokenizer,
                      max_tokens=args.max_tokens, overlong=args.overlong, val_ratio=args.val_ratio,
                      skip_invalid=args.skip_invalid)
+    if args.report:
+        check_writable_folder(args.report, "--report")
     report = prepare(args.inputs, args.out, cfg, force=args.force, progress=not args.no_progress)
     if args.report:
         write_report(report, args.report)

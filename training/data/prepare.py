@@ -48,9 +48,13 @@ def prepare(inputs: list[Path], out: Path, cfg: DataConfig, force: bool = False,
     if len(set(names)) != len(names):
         raise DataError("two inputs share a file name; rename one so sources stay distinguishable")
     targets = [out / "train.jsonl", out / "validation.jsonl", out / "manifest.json"]
+    clash = [p for p in inputs if p.resolve() in {t.resolve() for t in targets}]
+    if clash:
+        raise DataError(f"{clash[0]}: is one of the outputs in {out}; choose another --out (the input would be "
+                        "overwritten)")
     if not force and any(t.exists() for t in targets):
         raise DataError(f"{out}: already holds prepared data; pass --force to replace it")
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(out, "--out")
     report = Report()
     encoder = load_encoder(cfg.tokenizer) if cfg.tokenizer else None
     report.length_unit = "tokens" if encoder else "characters"
@@ -68,6 +72,10 @@ def prepare(inputs: list[Path], out: Path, cfg: DataConfig, force: bool = False,
                     write_line(files[split], kept)
             bar.update(path.stat().st_size)
         bar.close()
+        if not sum(report.split.values()):  # nothing is replaced: the temporary files are dropped
+            raise DataError(f"kept 0 of {sum(report.read.values()):,} conversations from "
+                            f"{', '.join(p.name for p in inputs)} (dropped: {dict(report.dropped) or 'none read'}); "
+                            "nothing was written; check the inputs and the cleaning settings")
     manifest = {
         "inputs": [{"file": p.name, "sha256": file_sha256(p), "bytes": p.stat().st_size} for p in inputs],
         "settings": asdict(cfg),
@@ -78,6 +86,19 @@ def prepare(inputs: list[Path], out: Path, cfg: DataConfig, force: bool = False,
     }
     write_text(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return report
+
+
+def check_writable_folder(folder: Path, flag: str) -> None:
+    """A folder this run can write into (made if missing), or DataError naming the flag, before any work."""
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{flag} {folder}: is a file; choose a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".aurora-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise DataError(f"{flag} {folder}: cannot write there ({exc.strerror}); choose another folder") from None
 
 
 def _count_kept(report: Report, conv: ConversationRecord) -> None:

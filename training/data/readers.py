@@ -40,14 +40,22 @@ def iter_json_records(path: Path, cfg: DataConfig, report: Report) -> Iterator[t
     if head.startswith(b"["):
         yield from _iter_json_array(path, cfg, report)
         return
-    with open(path, encoding="utf-8-sig", errors="strict") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                _invalid(f"{path}:{lineno}: not UTF-8 text (byte {exc.start + 1}); convert the file to UTF-8 "
+                         "(e.g. iconv -f GBK -t UTF-8)", cfg, report)
+                continue
             if not line.strip():
                 continue
             try:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as exc:
                 _invalid(f"{path}:{lineno}:{exc.colno}: invalid JSON: {exc.msg}", cfg, report)
+            except RecursionError:
+                _invalid(f"{path}:{lineno}: JSON nested too deeply", cfg, report)
 
 
 def _iter_json_array(path: Path, cfg: DataConfig, report: Report) -> Iterator[tuple[int, object]]:
@@ -71,6 +79,11 @@ def _iter_json_array(path: Path, cfg: DataConfig, report: Report) -> Iterator[tu
     if pos >= len(text):
         line, col = _position(text, len(text))
         raise DataError(f"{path}:{line}:{col}: invalid JSON: the array is not closed; the file looks truncated")
+    rest = text[pos + 1:]
+    if rest.strip():
+        line, col = _position(text, pos + 1 + (len(rest) - len(rest.lstrip())))
+        raise DataError(f"{path}:{line}:{col}: more data after the end of the JSON array ({len(rest.strip()):,} "
+                        "characters); make it one array, or JSONL with one record a line")
 
 
 def _invalid(message: str, cfg: DataConfig, report: Report, rule: str = "invalid_json") -> None:
