@@ -21,6 +21,7 @@ any thread may call `cancel()`.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -178,12 +179,13 @@ class ChatEngine:
         self.warnings: list[str] = []
         self.template = self._load_template(self.info.chat_template)
         try:
-            self.llm = Llama(str(self.info.path), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
-                             n_gpu_layers=self.config.n_gpu_layers, n_batch=self.config.n_batch,
-                             seed=self.config.seed, lora_path=lora, verbose=False,
-                             type_k=KV_CACHE_TYPES[self.config.kv_cache_type],
-                             type_v=KV_CACHE_TYPES[self.config.kv_cache_type],
-                             flash_attn=self.config.flash_attn or self.config.kv_cache_type != "f16")
+            with _templates_left_to_the_engine():
+                self.llm = Llama(str(self.info.path), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
+                                 n_gpu_layers=self.config.n_gpu_layers, n_batch=self.config.n_batch,
+                                 seed=self.config.seed, lora_path=lora, verbose=False,
+                                 type_k=KV_CACHE_TYPES[self.config.kv_cache_type],
+                                 type_v=KV_CACHE_TYPES[self.config.kv_cache_type],
+                                 flash_attn=self.config.flash_attn or self.config.kv_cache_type != "f16")
         except (ValueError, RuntimeError) as exc:  # llama.cpp refused the file (or the LoRA) after all
             raise ModelCheckError(f"{self.info.path}: llama.cpp could not load it ({exc})"
                                   + (f" with the LoRA {lora}" if lora else "")) from None
@@ -370,6 +372,36 @@ class ChatEngine:
         if getattr(self, "llm", None) is not None:
             self.llm.close()
             self.llm = None
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+class _UncompiledTemplate:
+    """Stands in for llama-cpp-python's Jinja2ChatFormatter while a model loads (never used to chat)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def to_chat_handler(self) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def _templates_left_to_the_engine():
+    """llama-cpp-python 0.3.36 compiles every chat template of the GGUF's metadata inside `Llama()`, with
+    no limits: a syntax error or a deeply nested template raises out of the constructor and the model
+    cannot be opened at all. This engine renders templates itself, bounded (`ChatTemplate`), and never
+    uses llama-cpp-python's chat handlers, so while a model loads that compilation is skipped."""
+    from llama_cpp import llama as llama_module
+
+    with _LOAD_LOCK:
+        original = llama_module.llama_chat_format.Jinja2ChatFormatter
+        llama_module.llama_chat_format.Jinja2ChatFormatter = _UncompiledTemplate
+        try:
+            yield
+        finally:
+            llama_module.llama_chat_format.Jinja2ChatFormatter = original
 
 
 def consume(stream: Generator[str, None, Generation], on_piece: Callable[[str], None] | None = None) -> Generation:

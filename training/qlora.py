@@ -43,6 +43,9 @@ def load_model(cfg, device: str | torch.device = "cpu"):
     quiet_bitsandbytes()
     from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading checkpoint shards": aurora-train shows its own progress
 
     compute = getattr(torch, cfg.compute_dtype)
     kwargs = {"dtype": compute if cfg.load_in_4bit else torch.float32}
