@@ -287,3 +287,13 @@ def test_non_utf8_input_is_not_fatal(exported):
     piped = subprocess.run([str(BIN / "aurora-chat"), str(exported["q8_0"]), "--max-tokens", "4", "--json"],
                            input=b"\xff\xfe\xfa bad bytes \xe4\xbd", capture_output=True, timeout=120)
     assert piped.returncode == 0 and json.loads(piped.stdout)["completion_tokens"] >= 1
+
+
+@pytest.mark.parametrize("flag,value,needle", [
+    ("--max-tokens", "-1", "max_tokens -1 is out of range; choose int from 1"),
+    ("--temperature", "-1", "temperature -1.0 is out of range"),
+    ("--temperature", "nan", "temperature nan is out of range"),
+    ("--top-p", "7", "top_p 7.0 is out of range; choose float from 0.0 to 1.0"),
+])
+def test_sampling_flags_out_of_range(exported, flag, value, needle):
+    one_line(run("aurora-chat", exported["q8_0"], "--prompt", "你好", flag, value), needle)
