@@ -21,7 +21,6 @@ any thread may call `cancel()`.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from aurora_core.chat_format import CHAT_TEMPLATE, ChatTemplate, ChatTemplateErr
 from aurora_core.errors import AuroraError
 
 from .conversation import Conversation
-from .gguf_check import ModelCheckError, ModelInfo, check_gguf
+from aurora_core.model_check import ModelCheckError, ModelInfo, check_gguf, load_llama
 
 
 @dataclass
@@ -168,8 +167,6 @@ class Utf8Stream:
 
 class ChatEngine:
     def __init__(self, model_path: str | Path, config: EngineConfig | None = None) -> None:
-        from llama_cpp import Llama
-
         self.config = config or EngineConfig()
         self.info: ModelInfo = check_gguf(model_path, n_ctx=self.config.n_ctx,
                                           kv_bytes_per_element=KV_BYTES_PER_ELEMENT[self.config.kv_cache_type])
@@ -178,17 +175,11 @@ class ChatEngine:
             raise ModelCheckError(f"{lora}: no such LoRA file; export one with aurora-export lora")
         self.warnings: list[str] = []
         self.template = self._load_template(self.info.chat_template)
-        try:
-            with _templates_left_to_the_engine():
-                self.llm = Llama(str(self.info.path), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
-                                 n_gpu_layers=self.config.n_gpu_layers, n_batch=self.config.n_batch,
-                                 seed=self.config.seed, lora_path=lora, verbose=False,
-                                 type_k=KV_CACHE_TYPES[self.config.kv_cache_type],
-                                 type_v=KV_CACHE_TYPES[self.config.kv_cache_type],
-                                 flash_attn=self.config.flash_attn or self.config.kv_cache_type != "f16")
-        except (ValueError, RuntimeError) as exc:  # llama.cpp refused the file (or the LoRA) after all
-            raise ModelCheckError(f"{self.info.path}: llama.cpp could not load it ({exc})"
-                                  + (f" with the LoRA {lora}" if lora else "")) from None
+        self.llm = load_llama(self.info.path, lora=lora, n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
+                              n_gpu_layers=self.config.n_gpu_layers, n_batch=self.config.n_batch,
+                              seed=self.config.seed, type_k=KV_CACHE_TYPES[self.config.kv_cache_type],
+                              type_v=KV_CACHE_TYPES[self.config.kv_cache_type],
+                              flash_attn=self.config.flash_attn or self.config.kv_cache_type != "f16")
         # llama-cpp-python 0.3.36 compares the adapter pointer with None, so a LoRA that llama.cpp
         # rejected (a NULL pointer) passes silently; check it here.
         if lora is not None and not getattr(self.llm, "_lora_adapter", None):
@@ -372,36 +363,6 @@ class ChatEngine:
         if getattr(self, "llm", None) is not None:
             self.llm.close()
             self.llm = None
-
-
-_LOAD_LOCK = threading.Lock()
-
-
-class _UncompiledTemplate:
-    """Stands in for llama-cpp-python's Jinja2ChatFormatter while a model loads (never used to chat)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def to_chat_handler(self) -> None:
-        return None
-
-
-@contextlib.contextmanager
-def _templates_left_to_the_engine():
-    """llama-cpp-python 0.3.36 compiles every chat template of the GGUF's metadata inside `Llama()`, with
-    no limits: a syntax error or a deeply nested template raises out of the constructor and the model
-    cannot be opened at all. This engine renders templates itself, bounded (`ChatTemplate`), and never
-    uses llama-cpp-python's chat handlers, so while a model loads that compilation is skipped."""
-    from llama_cpp import llama as llama_module
-
-    with _LOAD_LOCK:
-        original = llama_module.llama_chat_format.Jinja2ChatFormatter
-        llama_module.llama_chat_format.Jinja2ChatFormatter = _UncompiledTemplate
-        try:
-            yield
-        finally:
-            llama_module.llama_chat_format.Jinja2ChatFormatter = original
 
 
 def consume(stream: Generator[str, None, Generation], on_piece: Callable[[str], None] | None = None) -> Generation:

@@ -54,7 +54,7 @@ class ScriptedEngine:
     """Quacks like ChatEngine: yields a fixed answer at `rate` pieces per second."""
 
     def __init__(self, pieces: list[str], rate: float) -> None:
-        from aurora_desktop.gguf_check import ModelInfo
+        from aurora_core.model_check import ModelInfo
 
         self.pieces, self.rate, self._cancel = pieces, rate, threading.Event()
         self.info = ModelInfo(Path("scripted.gguf"), "llama", "scripted", 0, 0, 8192, 0, None)

@@ -13,7 +13,6 @@ from typing import Callable
 
 USER_ERROR = 2
 INTERRUPTED = 130
-NOT_BUILT = 3
 
 
 class AuroraError(Exception):
@@ -64,9 +63,3 @@ def _quiet_broken_pipe() -> int:
     except (OSError, ValueError):
         pass
     return 0
-
-
-def not_built(prog: str, what: str) -> int:
-    """Say plainly that a feature is missing; the caller exits with the returned status."""
-    print(f"{prog}: {what} is not built yet; nothing was done.", file=sys.stderr)
-    return NOT_BUILT

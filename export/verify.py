@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aurora_core.scoring import kl_divergence
+
 PROMPTS = [
     "你好，请介绍一下你自己。",
     "中国的首都是哪里？请用一句话回答。",
@@ -122,9 +124,7 @@ def verify(gguf_path: Path, base_dir: Path, adapter_dir: Path | None = None, pro
         diffs.append(np.abs(got - ref).ravel())
         agree += int((got.argmax(-1) == ref.argmax(-1)).sum())
         lo, hi = min(lo, ref.min()), max(hi, ref.max())
-        p = _log_softmax(ref)
-        q = _log_softmax(got)
-        kls.append((np.exp(p) * (p - q)).sum(-1))
+        kls.append(kl_divergence(ref, got))
         report.positions += len(ids)
     d = np.concatenate(diffs)
     report.top1 = agree / report.positions
@@ -132,8 +132,3 @@ def verify(gguf_path: Path, base_dir: Path, adapter_dir: Path | None = None, pro
     report.logit_range = float(hi - lo)
     report.kl = float(np.concatenate(kls).mean())
     return report
-
-
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))

@@ -1,4 +1,4 @@
-"""Every console command explains itself, and the unbuilt ones say so and fail."""
+"""Every console command explains itself, starts fast and exits quietly when its reader goes away."""
 
 from __future__ import annotations
 
@@ -22,18 +22,6 @@ def test_help_explains_the_command(command):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: {command}")
     assert len(result.stdout.split()) > 15  # a description, not just a usage line
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["aurora-eval", "model.gguf"],
-    ],
-)
-def test_unbuilt_features_say_so_and_exit_non_zero(argv):
-    result = run(*argv)
-    assert result.returncode == 3
-    assert "is not built yet" in result.stderr
 
 
 def test_tiny_base_command_writes_a_checkpoint(tmp_path):

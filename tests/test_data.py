@@ -202,7 +202,7 @@ def test_chart_with_chinese_categories_has_every_glyph(tmp_path):
     import warnings
     from collections import Counter
 
-    from aurora_training.charts import cjk_font
+    from aurora_core.charts import cjk_font
     from aurora_training.data.report import _charts
     from aurora_training.data.settings import Report
 

@@ -27,3 +27,5 @@ def test_demo_runs_the_whole_chain(tmp_path):
     table = [line for line in stdout.splitlines() if line.startswith("| ") and "？" in line]
     assert len(table) == 3 and all(len(row.split("|")) == 5 for row in table)
     assert "Traceback" not in result.stderr and "Broken pipe" not in result.stderr
+    assert "| C-Eval val (" in stdout and "| CMMLU (" in stdout and "| MMLU (" in stdout
+    assert (out / "eval" / "results.json").is_file()

@@ -70,7 +70,7 @@ def test_folders_map_to_collision_free_import_names():
 
 
 PACKAGES = {"aurora_core": ROOT / "core", "aurora_desktop": ROOT / "aurora_desktop",
-            "aurora_training": ROOT / "training", "aurora_export": ROOT / "export"}
+            "aurora_training": ROOT / "training", "aurora_export": ROOT / "export", "aurora_eval": ROOT / "evaluate"}
 
 
 def _imported_packages(folder: Path) -> dict[str, set[str]]:

@@ -440,7 +440,7 @@ def write_adapter(model, folder: Path, cfg: TrainConfig, origin: Provenance) -> 
 def plot_loss(metrics: Path, png: Path) -> None:
     if not metrics.is_file():
         return
-    from .charts import pyplot
+    from aurora_core.charts import pyplot
 
     plt = pyplot()
 

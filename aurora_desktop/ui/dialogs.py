@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
 from aurora_core import gguf_meta
 
 from ..engine import KV_BYTES_PER_ELEMENT, EngineConfig, SamplingSettings
-from ..gguf_check import ModelInfo, available_memory, check_gguf
+from aurora_core.model_check import ModelInfo, available_memory, check_gguf
 from .i18n import tr
 
 GiB = 2**30

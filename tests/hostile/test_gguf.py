@@ -14,7 +14,7 @@ from pathlib import Path
 import gguf
 import pytest
 
-from aurora_desktop.gguf_check import ModelCheckError, check_gguf
+from aurora_core.model_check import ModelCheckError, check_gguf
 from gguf_forge import patch_array_count, patch_string_length, rename_key, rewrite
 
 BIN = Path(sysconfig.get_path("scripts"))
@@ -116,7 +116,7 @@ FUZZ = r"""
 import random, sys, os
 from pathlib import Path
 from aurora_core.errors import AuroraError
-from aurora_desktop.gguf_check import check_gguf
+from aurora_core.model_check import check_gguf
 from aurora_desktop.engine import ChatEngine, EngineConfig
 src, work, n, seed = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 data = src.read_bytes()

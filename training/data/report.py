@@ -37,7 +37,7 @@ def write_report(report: Report, folder: Path) -> Path:
 
 
 def _charts(report: Report, folder: Path) -> None:
-    from ..charts import pyplot
+    from aurora_core.charts import pyplot
 
     plt = pyplot()
 

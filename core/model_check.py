@@ -7,13 +7,15 @@ and it fits in the memory this machine has available.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aurora_core import gguf_meta
-from aurora_core.errors import AuroraError
-from aurora_core.gguf_header import GGUFHeaderError, read_header
+from . import gguf_meta
+from .errors import AuroraError
+from .gguf_header import GGUFHeaderError, read_header
 
 GGUF_MAGIC = b"GGUF"
 
@@ -169,3 +171,48 @@ def _check_vocabulary(header) -> None:
         v = header.get(key)
         if v is not None and not (isinstance(v, int) and 0 <= v < len(tokens)):
             raise ModelCheckError(f"{header.path}: {key} = {v!r} is outside the vocabulary of {len(tokens):,}")
+
+
+# ---------------------------------------------------------------- opening the model in llama.cpp
+
+
+def load_llama(path: str | Path, lora: str | None = None, **kwargs):
+    """`llama_cpp.Llama` on a file `check_gguf` accepted; ModelCheckError if llama.cpp refuses it anyway."""
+    from llama_cpp import Llama
+
+    try:
+        with _templates_left_to_aurora():
+            return Llama(str(path), lora_path=lora, verbose=False, **kwargs)
+    except (ValueError, RuntimeError) as exc:  # llama.cpp refused the file (or the LoRA) after all
+        raise ModelCheckError(f"{path}: llama.cpp could not load it ({exc})"
+                              + (f" with the LoRA {lora}" if lora else "")) from None
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+class _UncompiledTemplate:
+    """Stands in for llama-cpp-python's Jinja2ChatFormatter while a model loads (never used to chat)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def to_chat_handler(self) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def _templates_left_to_aurora():
+    """llama-cpp-python 0.3.36 compiles every chat template of the GGUF's metadata inside `Llama()`, with
+    no limits: a syntax error or a deeply nested template raises out of the constructor and the model
+    cannot be opened at all. Aurora renders templates itself, bounded (`ChatTemplate`), and never uses
+    llama-cpp-python's chat handlers, so while a model loads that compilation is skipped."""
+    from llama_cpp import llama as llama_module
+
+    with _LOAD_LOCK:
+        original = llama_module.llama_chat_format.Jinja2ChatFormatter
+        llama_module.llama_chat_format.Jinja2ChatFormatter = _UncompiledTemplate
+        try:
+            yield
+        finally:
+            llama_module.llama_chat_format.Jinja2ChatFormatter = original
