@@ -14,6 +14,13 @@ from pathlib import Path
 from aurora_core.errors import run_main
 
 
+def _version() -> str:
+    from . import __version__
+    from .cpu import describe
+
+    return f"aurora-desktop {__version__}; llama.cpp CPU build: {describe()}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aurora-desktop",
@@ -22,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "nothing is sent over the network.",
     )
     parser.add_argument("model", nargs="?", help="GGUF model file to open (skips the model panel)")
+    parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder for the chat database (default: the platform's data folder, e.g. "
                         "~/.local/share/Aurora/Aurora Desktop)")

@@ -36,6 +36,13 @@ HELP = """commands:
 Ctrl-C stops the answer being written."""
 
 
+def _version() -> str:
+    from . import __version__
+    from .cpu import describe
+
+    return f"aurora-chat {__version__}; llama.cpp CPU build: {describe()}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aurora-chat",
@@ -45,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=HELP, formatter_class=HelpFormatter,
     )
     p.add_argument("model", help="GGUF model file (from aurora-export gguf)")
+    p.add_argument("--version", action="version", version=_version())
     p.add_argument("--prompt", help="answer this one message and exit")
     p.add_argument("--json", action="store_true", help="with --prompt or piped stdin: print the answer as JSON")
     p.add_argument("--system", help="system prompt")

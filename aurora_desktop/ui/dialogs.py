@@ -40,6 +40,9 @@ def describe_model(info: ModelInfo) -> list[tuple[str, str]]:
             rows.append((label, value[:16] + "…" if key == gguf_meta.TRAIN_DATA_SHA256 else value))
     if datasets:
         rows.append((tr("Datasets"), ", ".join(gguf_meta.escape_control(d) for d in datasets)))
+    from ..cpu import describe
+
+    rows.append((tr("llama.cpp build"), describe()))
     return rows
 
 

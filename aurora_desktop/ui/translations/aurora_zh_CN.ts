@@ -367,5 +367,9 @@
         <source>Loading {name}… (Esc cancels)</source>
         <translation>正在加载 {name}…（按 Esc 取消）</translation>
     </message>
+    <message>
+        <source>llama.cpp build</source>
+        <translation>llama.cpp 构建</translation>
+    </message>
 </context>
 </TS>

@@ -1,0 +1,31 @@
+"""The installers' one executable: `aurora-desktop` opens the window, `aurora-chat` (a link to it) is the REPL.
+
+Chooses the llama.cpp CPU build before llama_cpp is imported (aurora_desktop.cpu), then imports llama_cpp
+before PySide6 (llama-cpp-python #2029).
+"""
+
+import os
+import sys
+
+
+def main() -> int:
+    from aurora_desktop import cpu
+
+    try:
+        cpu.prepare()
+    except cpu.VariantError as exc:
+        print(f"aurora: {exc}", file=sys.stderr)
+        return 2
+    import llama_cpp  # noqa: F401
+
+    if os.path.basename(sys.argv[0]).startswith("aurora-chat") or sys.argv[1:2] == ["chat"]:
+        if sys.argv[1:2] == ["chat"]:
+            del sys.argv[1]
+        from aurora_desktop.chat_cli import main as run
+    else:
+        from aurora_desktop.app import main as run
+    return run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

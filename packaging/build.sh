@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Build the Linux installers from a clean checkout:
+#
+#   packaging/build.sh [OUT]     (default OUT: dist/)
+#
+#   OUT/aurora-desktop_VERSION_amd64.deb                .deb: /opt/aurora-desktop, /usr/bin launchers,
+#                                                        desktop entry, icon; depends on a CJK font package
+#   OUT/aurora-desktop-VERSION-linux-x86_64.tar.gz      portable: unpack anywhere, run ./aurora-desktop
+#
+# A PyInstaller onedir bundle of aurora-desktop and aurora-chat (one executable, aurora-chat a link to it)
+# with the desktop extra only: no torch, transformers, bitsandbytes, training or export code. llama.cpp is
+# carried in portable CPU builds (packaging/cpu_variants.sh: x86-64 baseline and AVX2/FMA, cached in
+# $AURORA_CPU_VARIANTS, default ~/.cache/aurora/cpu-variants); the launcher picks the one the CPU runs.
+# Needs: python3 (3.10+) with venv, a C/C++ compiler and CMake (first variant build), dpkg-deb.
+# AppImage: not built (appimagetool is downloaded from GitHub, which this build cannot reach).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(realpath -m "${1:-dist}")
+work=build/installer
+python=${PYTHON:-python3}
+version=$("$python" -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
+variants=${AURORA_CPU_VARIANTS:-$HOME/.cache/aurora/cpu-variants}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+echo "== build environment ($work/venv): the desktop extra and PyInstaller"
+[[ -x $work/venv/bin/python ]] || "$python" -m venv "$work/venv"
+py=$work/venv/bin/python
+"$py" -m pip install -q ".[desktop]" "pyinstaller>=6.10"
+for ts in aurora_desktop/ui/translations/*.ts; do
+    "$work/venv/bin/pyside6-lrelease" -silent "$ts" -qm "${ts%.ts}.qm"
+done
+"$py" -m pip install -q --no-deps --force-reinstall .   # now with the compiled translations
+
+echo "== portable llama.cpp builds ($variants)"
+packaging/cpu_variants.sh "$variants" "$py"
+
+echo "== PyInstaller"
+rm -rf "$work/dist"
+AURORA_CPU_VARIANTS=$variants "$work/venv/bin/pyinstaller" -y --log-level WARN packaging/aurora-desktop.spec \
+    --distpath "$work/dist" --workpath "$work/pyi"
+bundle=$work/dist/aurora-desktop
+ln -sf aurora-desktop "$bundle/aurora-chat"
+heavy=$(find "$bundle" -maxdepth 3 \( -iname 'torch*' -o -iname 'transformers*' -o -iname 'bitsandbytes*' \
+        -o -iname 'aurora_training*' -o -iname 'aurora_export*' \) | head -3)
+if [[ -n $heavy ]]; then
+    echo "build.sh: the bundle holds training-side packages: $heavy" >&2
+    exit 1
+fi
+echo "bundle: $(du -sm "$bundle" | cut -f1) MB unpacked"
+
+mkdir -p "$out"
+echo "== portable tarball"
+stage=$work/tar/aurora-desktop-$version
+rm -rf "$work/tar" && mkdir -p "$stage"
+cp -a "$bundle"/. "$stage"/
+cp packaging/linux/INSTALL.txt packaging/linux/aurora-desktop.desktop packaging/linux/aurora-desktop.png "$stage"/
+tar -C "$work/tar" -czf "$out/aurora-desktop-$version-linux-x86_64.tar.gz" "aurora-desktop-$version"
+
+echo "== .deb"
+root=$work/deb
+rm -rf "$root"
+mkdir -p "$root/DEBIAN" "$root/opt" "$root/usr/bin" "$root/usr/share/applications" \
+    "$root/usr/share/icons/hicolor/256x256/apps" "$root/usr/share/doc/aurora-desktop"
+cp -a "$bundle" "$root/opt/aurora-desktop"
+ln -s ../../opt/aurora-desktop/aurora-desktop "$root/usr/bin/aurora-desktop"
+ln -s ../../opt/aurora-desktop/aurora-desktop "$root/usr/bin/aurora-chat"
+cp packaging/linux/aurora-desktop.desktop "$root/usr/share/applications/"
+cp packaging/linux/aurora-desktop.png "$root/usr/share/icons/hicolor/256x256/apps/"
+cp packaging/linux/INSTALL.txt "$root/usr/share/doc/aurora-desktop/README"
+cat > "$root/DEBIAN/control" <<CONTROL
+Package: aurora-desktop
+Version: $version
+Section: utils
+Priority: optional
+Architecture: amd64
+Depends: fonts-noto-cjk | fonts-wqy-microhei, libxcb-cursor0, libxkbcommon-x11-0, libegl1, libgl1, libfontconfig1, libdbus-1-3, libglib2.0-0
+Recommends: fcitx5-frontend-qt6 | ibus
+Installed-Size: $(du -sk "$root" | cut -f1)
+Maintainer: Aurora Desktop developers <aurora-desktop@users.noreply.github.com>
+Homepage: https://github.com/aurora-desktop/aurora-desktop
+Description: Offline Chinese chat with a GGUF language model
+ Aurora Desktop runs a Mixtral GGUF (such as the Aurora QLoRA model) on your own
+ computer through llama.cpp: multi-turn chat, search, export, no network. It picks
+ the llama.cpp build your CPU runs (x86-64 baseline or AVX2/FMA).
+CONTROL
+dpkg-deb --root-owner-group -Zgzip --build "$root" "$out/aurora-desktop_${version}_amd64.deb" > /dev/null
+ls -l "$out"

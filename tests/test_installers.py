@@ -1,0 +1,90 @@
+"""The Linux installers, built from this checkout and run as a user without Python would run them.
+
+packaging/build.sh makes the .deb and the tarball (the portable llama.cpp builds are cached in
+~/.cache/aurora/cpu-variants; the first build compiles them, about 20 minutes). The .deb is unpacked with
+dpkg-deb -x into a temporary root and run with a clean environment: no project venv, a new HOME.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from aurora_desktop.cpu import cpu_flags
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    if shutil.which("dpkg-deb") is None:
+        pytest.fail("dpkg-deb is needed to build and unpack the .deb (Debian/Ubuntu)")
+    out = tmp_path_factory.mktemp("dist")
+    build = subprocess.run([str(ROOT / "packaging" / "build.sh"), str(out)], capture_output=True, text=True,
+                           timeout=3600, cwd=ROOT)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    [deb] = out.glob("aurora-desktop_*_amd64.deb")
+    assert list(out.glob("aurora-desktop-*-linux-x86_64.tar.gz"))
+    root = tmp_path_factory.mktemp("root")
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root
+
+
+def clean_env(tmp_path, **extra) -> dict:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **extra}
+
+
+def chat(installed, model, tmp_path, **env):
+    return subprocess.run([str(installed / "usr/bin/aurora-chat"), str(model), "--prompt", "你好", "--max-tokens",
+                           "12", "--temperature", "0", "--seed", "1"], capture_output=True, text=True, timeout=300,
+                          env=clean_env(tmp_path, **env))
+
+
+def test_bundle_holds_no_training_side_and_fits(installed):
+    bundle = installed / "opt" / "aurora-desktop"
+    names = {p.name.lower() for p in bundle.rglob("*")}
+    for heavy in ("torch", "transformers", "bitsandbytes", "aurora_training", "aurora_export", "aurora_eval"):
+        assert not any(n.startswith(heavy) for n in names), heavy
+    size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
+    print(f"\nunpacked bundle: {size / 1e6:.0f} MB")
+    assert size <= 250e6
+    assert (installed / "usr/share/applications/aurora-desktop.desktop").is_file()
+    assert (installed / "usr/share/icons/hicolor/256x256/apps/aurora-desktop.png").is_file()
+
+
+def test_installed_chat_answers_in_a_clean_environment(installed, exported, tmp_path):
+    result = chat(installed, exported["q8_0"], tmp_path)
+    assert result.returncode == 0 and result.stdout.strip(), result.stderr
+    version = subprocess.run([str(installed / "usr/bin/aurora-chat"), "--version"], capture_output=True, text=True,
+                             env=clean_env(tmp_path))
+    assert "portable build" in version.stdout
+
+
+def test_each_variant_the_cpu_runs_gives_the_same_answer(installed, exported, tmp_path):
+    flags = cpu_flags()
+    runnable = ["x86-64"] + (["avx2"] if {"avx", "avx2", "fma", "f16c"} <= flags else [])
+    answers = {v: chat(installed, exported["q8_0"], tmp_path, AURORA_CPU_VARIANT=v) for v in runnable}
+    for v, r in answers.items():
+        assert r.returncode == 0, (v, r.stderr)
+    assert len({r.stdout for r in answers.values()}) == 1, {v: r.stdout for v, r in answers.items()}
+    refused = chat(installed, exported["q8_0"], tmp_path, AURORA_CPU_VARIANT="avx2", AURORA_CPU_FLAGS="sse2 sse")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == ("aurora: this CPU lacks AVX, AVX2, FMA, F16C, which the 'avx2' build needs; "
+                                      "unset AURORA_CPU_VARIANT (or choose x86-64)")
+
+
+def test_installed_window_opens_and_closes(installed, tmp_path):
+    t = time.perf_counter()
+    result = subprocess.run([str(installed / "usr/bin/aurora-desktop"), "--exit-after-show"], capture_output=True,
+                            text=True, timeout=300, env=clean_env(tmp_path, QT_QPA_PLATFORM="offscreen"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("window shown after ")
+    print(f"\ncold start of the installed window: {time.perf_counter() - t:.2f} s ({result.stdout.strip()})")
