@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from aurora_core.cli import HelpFormatter
 from aurora_core.errors import run_main
 
 from .pipeline import TYPES, ExportError, export_gguf, export_lora, export_merged, parse_types
@@ -23,7 +24,8 @@ from .pipeline import TYPES, ExportError, export_gguf, export_lora, export_merge
 
 def cmd_gguf(args) -> int:
     outputs = export_gguf(args.base, args.adapter, args.out, parse_types(args.type), force=args.force,
-                          onto=args.merge_onto, threads=args.threads, progress=not args.no_progress)
+                          onto=args.merge_onto, threads=args.threads, progress=not args.no_progress,
+                          imatrix=args.imatrix)
     for path in outputs.values():
         print(f"wrote {path}")
     _say_template(next(iter(outputs.values())))
@@ -35,6 +37,18 @@ def _say_template(path: Path) -> None:
     from aurora_core.gguf_header import read_header
 
     print(f"chat template: {read_header(path).get(gguf_meta.CHAT_TEMPLATE_SOURCE)}")
+
+
+def cmd_imatrix(args) -> int:
+    from .imatrix import SHIPPED, build, shipped_text
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise ExportError(f"{out}: exists; pass --force to replace it")
+    texts = [shipped_text(t) if t in SHIPPED else Path(t) for t in args.text]
+    build(args.base, args.adapter, texts, out, args.chunk_size, args.chunks, progress=not args.no_progress)
+    print(f"wrote {out}")
+    return 0
 
 
 def cmd_merge(args) -> int:
@@ -51,21 +65,30 @@ def cmd_lora(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .verify import verify
+    from .checkpoint import Checkpoint
+    from .imatrix import SHIPPED, shipped_text, text_of
+    from .verify import quality, quality_table, verify
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such file")
+    paths = [Path(f) for f in args.file]
+    for path in paths:
+        if not path.is_file():
+            raise ExportError(f"{path}: no such file")
     prompts = None
     if args.prompts:
         prompts = [x for x in Path(args.prompts).read_text(encoding="utf-8").splitlines() if x.strip()]
-    from .checkpoint import Checkpoint
-
     Checkpoint(args.base)  # fail early, with the checkpoint's own message
-    report = verify(path, Path(args.base), Path(args.adapter) if args.adapter else None, prompts,
-                    args.merge_onto, args.threads)
-    print(report.table())
-    failures = report.failures()
+    failures = []
+    for path in paths:
+        report = verify(path, Path(args.base), Path(args.adapter) if args.adapter else None, prompts,
+                        args.merge_onto, args.threads)
+        print(f"{path.name}:")
+        print(report.table())
+        failures += [f"{path.name}: {f}" for f in report.failures()]
+    text_path = shipped_text(args.text) if args.text in SHIPPED else Path(args.text)
+    reference = next((p for p in paths if p.name.endswith(("f16.gguf", "-f16.gguf"))), None) or paths[0]
+    rows = quality(paths, reference, text_of(text_path), Path(args.base) / "tokenizer.model", threads=args.threads)
+    print()
+    print(quality_table(rows, reference, text_path.name))
     for f in failures:
         print(f"FAIL: {f}", file=sys.stderr)
     if not failures:
@@ -113,7 +136,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--type", default="q4_k_m", help=f"comma list of: {', '.join(TYPES)} (default: q4_k_m)")
     g.add_argument("--threads", type=int, default=None, help="quantizer threads (default: all cores)")
     g.add_argument("--force", action="store_true", help="replace existing output files")
+    g.add_argument("--imatrix", help="importance matrix (aurora-export imatrix) for the quantizer; needed by iq* types")
     g.set_defaults(func=cmd_gguf)
+
+    im = sub.add_parser("imatrix", help="collect an importance matrix from text, for the quantizer",
+                        formatter_class=HelpFormatter,
+                        description="Run base + adapter over calibration text layer by layer (one decoder layer in "
+                        "memory at a time) and write llama.cpp's imatrix.gguf: per-column mean squared activations "
+                        "of every weight, per expert. Text: plain files, aurora-data's train.jsonl, or the texts "
+                        "Aurora ships: zh (Chinese: chat, medicine, law, code comments, poetry, news) and en.")
+    im.add_argument("--base", required=True, help="Hugging Face Mixtral checkpoint folder")
+    im.add_argument("--adapter", help="PEFT LoRA adapter folder from aurora-train")
+    im.add_argument("--text", nargs="+", default=["zh"], help="text files, or zh / en for the shipped texts")
+    im.add_argument("--out", required=True, help="output imatrix.gguf")
+    im.add_argument("--chunk-size", type=int, default=512, help="tokens per chunk (llama-imatrix's -c)")
+    im.add_argument("--chunks", type=int, help="use at most this many chunks")
+    im.add_argument("--force", action="store_true", help="replace an existing output file")
+    im.add_argument("--no-progress", action="store_true", help="no progress bar")
+    im.set_defaults(func=cmd_imatrix)
 
     m = sub.add_parser("merge", help="write a merged Hugging Face checkpoint, shard by shard",
                        description="Write base + adapter as a Hugging Face checkpoint in the original Mixtral "
@@ -135,13 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="compare llama.cpp with the Hugging Face model on the same prompts",
                        description="Run the same prompts through the Hugging Face model (merged, float32) and "
-                       "through llama.cpp on FILE; print top-1 agreement, max/mean absolute logit difference, "
-                       "KL divergence and tokenizer parity. Exit status 1 when a threshold fails "
+                       "through llama.cpp on each FILE; print top-1 agreement, max/mean absolute logit difference, "
+                       "KL divergence and tokenizer parity, then every file's perplexity on held-out Chinese text and "
+                       "its KL divergence from the F16 file. Exit status 1 when a threshold fails "
                        "(f32: top-1 100%% and max diff <= 1e-3 of the logit range; f16/bf16: top-1 >= 99%%).")
-    v.add_argument("file", help="GGUF file")
+    v.add_argument("file", nargs="+", help="GGUF files (e.g. every type of one export; the F16 one is the reference "
+                   "for KL)")
     common(v)
     v.add_argument("--prompts", help="text file, one prompt a line (default: built-in Chinese and English)")
     v.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
+    v.add_argument("--text", default="heldout-zh",
+                   help="text for perplexity and KL (default: Aurora's held-out Chinese text, kept apart from "
+                   "the calibration text)")
     v.set_defaults(func=cmd_verify)
 
     i = sub.add_parser("inspect", help="print what a GGUF file holds",

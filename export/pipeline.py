@@ -77,12 +77,22 @@ def open_merger(base: str | Path, adapter: str | Path | None = None, onto: str =
 
 def export_gguf(base: str | Path, adapter: str | Path | None, out: str | Path, types: list[str],
                 force: bool = False, onto: str = "base", threads: int | None = None,
-                progress: bool = True) -> dict[str, Path]:
-    """Merge base + adapter and write one GGUF per type; returns {type: path}."""
+                progress: bool = True, imatrix: str | Path | None = None) -> dict[str, Path]:
+    """Merge base + adapter and write one GGUF per type; returns {type: path}. `imatrix` (an imatrix.gguf)
+    guides llama.cpp's quantizer and unlocks the i-quants."""
     from .gguf_model import FLOAT_TYPES, model_nbytes, write_model_gguf
-    from .quantize import quantize
+    from .quantize import NEEDS_IMATRIX, quantize
 
     types = parse_types(",".join(types))
+    needs = [t for t in types if t in NEEDS_IMATRIX]
+    if needs and imatrix is None:
+        raise ExportError(f"--type {needs[0]} needs an importance matrix; make one with `aurora-export imatrix` "
+                          "and pass --imatrix FILE")
+    importance = None
+    if imatrix is not None:
+        from .imatrix import read
+
+        importance = read(Path(imatrix))
     merger = open_merger(base, adapter, onto)
     outputs = output_paths(Path(out), types)
     quant = [t for t in types if t in QUANT_TYPES]
@@ -104,7 +114,7 @@ def export_gguf(base: str | Path, adapter: str | Path | None, out: str | Path, t
             write_model_gguf(source, merger, INTERMEDIATE, progress)
         try:
             for t in quant:
-                quantize(source, outputs[t], t, threads, progress, n_params)
+                quantize(source, outputs[t], t, threads, progress, n_params, importance)
         finally:
             if temporary:
                 source.unlink(missing_ok=True)

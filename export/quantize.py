@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from aurora_core.errors import AuroraError
 
 # Output type -> llama.cpp file type, and approximate bits per weight (for the size check and progress).
@@ -20,16 +22,39 @@ QUANT_TYPES = {
     "q4_0": ("LLAMA_FTYPE_MOSTLY_Q4_0", 4.5),
     "q3_k_m": ("LLAMA_FTYPE_MOSTLY_Q3_K_M", 3.9),
     "q2_k": ("LLAMA_FTYPE_MOSTLY_Q2_K", 3.0),
+    # i-quants: llama.cpp refuses them without an importance matrix (--imatrix)
+    "iq4_xs": ("LLAMA_FTYPE_MOSTLY_IQ4_XS", 4.3),
+    "iq3_s": ("LLAMA_FTYPE_MOSTLY_IQ3_S", 3.5),
+    "iq3_xxs": ("LLAMA_FTYPE_MOSTLY_IQ3_XXS", 3.1),
+    "iq2_xs": ("LLAMA_FTYPE_MOSTLY_IQ2_XS", 2.4),
+    "iq2_xxs": ("LLAMA_FTYPE_MOSTLY_IQ2_XXS", 2.1),
 }
+NEEDS_IMATRIX = tuple(t for t in QUANT_TYPES if t.startswith("iq"))
 
 
 class QuantizeError(AuroraError):
     pass
 
 
+def imatrix_param(imatrix) -> tuple:
+    """(pointer for llama_model_quantize_params.imatrix, what must stay alive while it is used)."""
+    import llama_cpp
+
+    names = sorted(imatrix.sums)
+    arrays = [np.ascontiguousarray(imatrix.values(n).ravel(), dtype=np.float32) for n in names]
+    entries = (llama_cpp.llama_model_imatrix_data * (len(names) + 1))()  # NULL-terminated
+    encoded = [n.encode() for n in names]
+    for i, (name, arr) in enumerate(zip(encoded, arrays)):
+        entries[i].name = name
+        entries[i].data = arr.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        entries[i].size = arr.size
+    return ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data)), (entries, arrays, encoded)
+
+
 def quantize(src: Path, dst: Path, qtype: str, threads: int | None = None, progress: bool = True,
-             n_params: int | None = None) -> Path:
-    """llama.cpp's `llama_model_quantize` from `src` (F32/F16/BF16 GGUF) to `dst`, via a temporary file."""
+             n_params: int | None = None, imatrix=None) -> Path:
+    """llama.cpp's `llama_model_quantize` from `src` (F32/F16/BF16 GGUF) to `dst`, via a temporary file;
+    `imatrix` (export.imatrix.Imatrix) guides the rounding and unlocks the i-quants."""
     import llama_cpp
     from tqdm import tqdm
 
@@ -37,6 +62,12 @@ def quantize(src: Path, dst: Path, qtype: str, threads: int | None = None, progr
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, name)
     params.nthread = threads or os.cpu_count() or 1
+    keep_alive = None
+    if imatrix is not None:
+        params.imatrix, keep_alive = imatrix_param(imatrix)
+    elif qtype in NEEDS_IMATRIX:
+        raise QuantizeError(f"{qtype} needs an importance matrix: make one with `aurora-export imatrix` and pass "
+                            "--imatrix FILE")
     tmp = dst.with_name(f".{dst.name}.partial")
     result: dict[str, int] = {}
 
@@ -57,6 +88,7 @@ def quantize(src: Path, dst: Path, qtype: str, threads: int | None = None, progr
         if result.get("rc", 1) != 0:
             raise QuantizeError(f"{src}: llama.cpp could not quantize to {qtype} (status {result.get('rc')})")
         os.replace(tmp, dst)
+        del keep_alive
     finally:
         if worker.is_alive():  # interrupted: let llama.cpp finish writing before the file is removed
             worker.join()

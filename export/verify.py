@@ -132,3 +132,71 @@ def verify(gguf_path: Path, base_dir: Path, adapter_dir: Path | None = None, pro
     report.logit_range = float(hi - lo)
     report.kl = float(np.concatenate(kls).mean())
     return report
+
+
+# ---------------------------------------------------------------- quality of each exported type
+
+
+@dataclass
+class QualityRow:
+    file: Path
+    file_type: str
+    perplexity: float
+    kl_vs_reference: float
+    top1_vs_reference: float
+
+
+def token_logits(path: Path, chunks: list[list[int]], threads: int | None = None) -> list[np.ndarray]:
+    """llama.cpp's logits at every position of each chunk (F32 KV cache)."""
+    from llama_cpp import GGML_TYPE_F32
+
+    from aurora_core.model_check import load_llama
+
+    n_ctx = max(len(c) for c in chunks) + 8
+    llm = load_llama(path, n_ctx=n_ctx, logits_all=True, n_threads=threads, type_k=GGML_TYPE_F32,
+                     type_v=GGML_TYPE_F32)
+    try:
+        out = []
+        for ids in chunks:
+            llm.reset()
+            llm.eval(ids)
+            out.append(np.array(llm.scores[: len(ids)], dtype=np.float64))
+        return out
+    finally:
+        llm.close()
+
+
+def quality(files: list[Path], reference: Path, text: str, tokenizer: Path, chunk_size: int = 128,
+            threads: int | None = None) -> list[QualityRow]:
+    """Perplexity of each file on `text` and the mean KL divergence of its next-token distribution from the
+    reference's (the F16 export), position by position."""
+    import sentencepiece as spm
+
+    from aurora_core.scoring import kl_divergence, log_softmax
+
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+    ids = sp.encode(text)
+    step = chunk_size - 1
+    chunks = [[sp.bos_id()] + ids[i:i + step] for i in range(0, len(ids), step) if len(ids[i:i + step]) > 8]
+    ref = token_logits(reference, chunks, threads)
+    rows = []
+    for path in files:
+        got = ref if path == reference else token_logits(path, chunks, threads)
+        nll, kl, agree, n = 0.0, 0.0, 0, 0
+        for logits, rlogits, chunk in zip(got, ref, chunks):
+            lp = log_softmax(logits[:-1])
+            nll -= sum(lp[i, chunk[i + 1]] for i in range(len(chunk) - 1))
+            kl += float(kl_divergence(rlogits, logits).sum())
+            agree += int((logits.argmax(-1) == rlogits.argmax(-1)).sum())
+            n += len(chunk) - 1
+        positions = sum(len(c) for c in chunks)
+        rows.append(QualityRow(path, file_type_of(path), float(np.exp(nll / n)), kl / positions, agree / positions))
+    return rows
+
+
+def quality_table(rows: list[QualityRow], reference: Path, text_name: str) -> str:
+    lines = [f"quality on {text_name} (held out), against {reference.name}:", "",
+             "| file | type | perplexity | KL vs reference | top-1 vs reference |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {r.file.name} | {r.file_type} | {r.perplexity:.4f} | {r.kl_vs_reference:.2e} | "
+              f"{r.top1_vs_reference:.4f} |" for r in rows]
+    return "\n".join(lines)
