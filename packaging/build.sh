@@ -36,10 +36,26 @@ packaging/cpu_variants.sh "$variants" "$py"
 
 echo "== PyInstaller"
 rm -rf "$work/dist"
-AURORA_CPU_VARIANTS=$variants "$work/venv/bin/pyinstaller" -y --log-level WARN packaging/aurora-desktop.spec \
+"$work/venv/bin/pyinstaller" -y --log-level WARN packaging/aurora-desktop.spec \
     --distpath "$work/dist" --workpath "$work/pyi"
 bundle=$work/dist/aurora-desktop
 ln -sf aurora-desktop "$bundle/aurora-chat"
+# the CPU variants, links kept and symbols stripped; Qt's own translations only for the languages we ship
+for variant in "$variants"/*/; do
+    name=$(basename "$variant")
+    mkdir -p "$bundle/_internal/cpu-variants/$name"
+    cp -a "$variant/lib" "$bundle/_internal/cpu-variants/$name/"
+    (   # a wheel stores libfoo.so, libfoo.so.0 and libfoo.so.0.25.3 as three copies: keep one, link the others
+        cd "$bundle/_internal/cpu-variants/$name/lib"
+        for real in *.so.*.*.*; do
+            for link in "${real%.*.*}" "${real%%.so.*}.so"; do
+                if [[ -f $link && ! -L $link ]] && cmp -s "$real" "$link"; then ln -sf "$real" "$link"; fi
+            done
+        done
+        find . -type f -name '*.so*' -exec strip --strip-unneeded {} +
+    )
+done
+find "$bundle/_internal/PySide6/Qt/translations" -type f ! -name '*zh_CN*' ! -name '*_en.qm' -delete
 heavy=$(find "$bundle" -maxdepth 3 \( -iname 'torch*' -o -iname 'transformers*' -o -iname 'bitsandbytes*' \
         -o -iname 'aurora_training*' -o -iname 'aurora_export*' \) | head -3)
 if [[ -n $heavy ]]; then
