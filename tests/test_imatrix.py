@@ -102,3 +102,25 @@ def test_the_command(export_kit, tmp_path):
     assert read(out).chunk_count == 2 and read(out).chunk_size == 64
     assert main(["gguf", "--base", str(export_kit), "--out", str(tmp_path / "x.gguf"), "--type", "iq3_xxs",
                  "--no-progress"]) == 2  # i-quants need --imatrix
+
+
+@pytest.fixture(scope="module")
+def llama_quantize():
+    """llama.cpp's own llama-quantize, built once from the llama.cpp llama-cpp-python 0.3.36 vendors (cached)."""
+    out = Path.home() / ".cache" / "aurora" / "llama-tools"
+    script = Path(__file__).parent / "tools" / "llama_tools.sh"
+    subprocess.run([str(script), str(out), sys.executable], check=True, capture_output=True, timeout=3600)
+    return out / "bin" / "llama-quantize"
+
+
+def test_llama_cpps_own_imatrix_loader_reads_our_file(llama_quantize, exported, imatrix_file, tmp_path):
+    """llama-quantize --imatrix: llama.cpp's file loader (tools/quantize: load_imatrix) takes the file."""
+    src = exported["f16"]
+    ok = subprocess.run([str(llama_quantize), "--imatrix", str(imatrix_file), str(src), str(tmp_path / "iq2.gguf"),
+                         "IQ2_XXS", "2"], capture_output=True, text=True, timeout=600)
+    assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
+    log = ok.stdout + ok.stderr
+    assert f"loaded {len(read(imatrix_file).sums)} importance matrix entries from {imatrix_file}" in log
+    refused = subprocess.run([str(llama_quantize), str(src), str(tmp_path / "no.gguf"), "IQ2_XXS", "2"],
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0  # llama.cpp's tool, too, refuses an i-quant without a matrix
