@@ -380,3 +380,18 @@ def test_every_interface_string_has_a_chinese_translation():
             and isinstance(n.args[0], ast.Constant)}
     assert len(used) > 80
     assert sorted(s for s in used if not translated.get(s)) == []
+
+
+def test_light_and_dark_follow_the_system(qtbot, window):
+    """A change of the system's colour scheme restyles the window (and back)."""
+    from PySide6.QtWidgets import QApplication
+
+    from aurora_desktop.ui.style import apply_style
+
+    app = QApplication.instance()
+    apply_style(app, dark=True)
+    assert app.property("aurora_dark") and app.palette().window().color().lightness() < 128
+    window.follow_color_scheme()  # what the styleHints().colorSchemeChanged signal calls
+    assert window.dark == bool(app.property("aurora_dark"))
+    apply_style(app, dark=False)
+    assert app.palette().window().color().lightness() > 128

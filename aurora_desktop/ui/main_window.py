@@ -63,6 +63,9 @@ class MainWindow(QMainWindow):
         self.render_timer.timeout.connect(self._render_stream)
         self.retranslate()
         self.refresh_list()
+        from PySide6.QtGui import QGuiApplication
+
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self.follow_color_scheme)
         chats = self.store.conversations()
         if chats:
             self.open_chat(chats[0].id)
@@ -223,6 +226,16 @@ class MainWindow(QMainWindow):
         if event.type() == QEvent.Type.LanguageChange:
             self.retranslate()
         super().changeEvent(event)
+
+    def follow_color_scheme(self, *_args) -> None:
+        """The system switched between light and dark: restyle, and redraw the chat (bubbles, code colours)."""
+        from .style import apply_style
+
+        app = QApplication.instance()
+        apply_style(app)
+        self.dark = bool(app.property("aurora_dark"))
+        if self.streaming is None and self.conv_id is not None:
+            self.show_chat()
 
     def set_language(self, lang: str) -> None:
         if i18n.set_language(lang):

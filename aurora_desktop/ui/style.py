@@ -31,7 +31,7 @@ def is_dark(app: QApplication) -> bool:
 def apply_style(app: QApplication, dark: bool | None = None) -> None:
     app.setStyle("Fusion")
     dark = is_dark(app) if dark is None else dark
-    palette = QPalette()
+    palette = QPalette() if dark else app.style().standardPalette()
     if dark:
         for role, color in ((QPalette.ColorRole.Window, "#1f2227"), (QPalette.ColorRole.WindowText, "#e6e6e6"),
                             (QPalette.ColorRole.Base, "#17191d"), (QPalette.ColorRole.AlternateBase, "#262a30"),
@@ -43,7 +43,7 @@ def apply_style(app: QApplication, dark: bool | None = None) -> None:
             palette.setColor(role, color)
         for role in (QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText, QPalette.ColorRole.Text):
             palette.setColor(QPalette.ColorGroup.Disabled, role, "#6b7079")
-        app.setPalette(palette)
+    app.setPalette(palette)
     family = cjk_family()
     font = QFont(family) if family else app.font()
     font.setPointSize(11)
