@@ -72,6 +72,20 @@ def write_text(path: Path, text: str) -> None:
         f.write(text)
 
 
+def writable_folder(folder: Path, label: str, error: type[AuroraError] = AuroraError) -> Path:
+    """`folder` made if missing and proven writable, or `error` naming `label` (the flag), before any work."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise error(f"{label} {folder}: is a file; choose a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".aurora-write-test."):
+            pass
+    except OSError as exc:
+        raise error(f"{label} {folder}: cannot write there ({exc.strerror}); choose another folder") from None
+    return folder
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -9,10 +9,10 @@ long work starts; outputs are written under temporary names and renamed when com
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from aurora_core.errors import AuroraError
+from aurora_core.files import writable_folder
 
 from .quantize import QUANT_TYPES
 
@@ -53,13 +53,7 @@ def check_outputs(paths: list[Path], need_bytes: int, force: bool) -> None:
             raise ExportError(f"{p}: is a folder; give --out a file name")
         if p.exists() and not force:
             raise ExportError(f"{p}: exists; pass --force to replace it")
-    folder = paths[0].parent
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".aurora-write-test."):
-            pass
-    except OSError as exc:
-        raise ExportError(f"{folder}: cannot write there ({exc.strerror}); choose another --out") from None
+    folder = writable_folder(paths[0].parent, "--out folder", ExportError)
     free = shutil.disk_usage(folder).free
     if need_bytes > free:
         raise ExportError(f"{folder}: needs {need_bytes / 2**30:.2f} GiB free for this export, has "

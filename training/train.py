@@ -28,7 +28,7 @@ from pathlib import Path
 from aurora_core import mixtral
 from aurora_core.chat_format import CHAT_TEMPLATE, IGNORE_INDEX, encode_conversation, template_overhead
 from aurora_core.errors import AuroraError
-from aurora_core.files import file_sha256, new_folder
+from aurora_core.files import file_sha256, new_folder, writable_folder
 from aurora_core.provenance import Provenance
 from aurora_core.quiet import quiet_bitsandbytes
 from aurora_core.records import read_records
@@ -252,17 +252,12 @@ def prepare_inputs(cfg: TrainConfig, resume: bool) -> Trainer:
     examples, manifest = load_examples(cfg, sp)
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"out: {out} is a file; choose a folder for the run")
+        raise ConfigError(f"out {out}: is a file; choose a folder for the run")
     if not resume and checkpoints(out):
         raise ConfigError(f"out: {cfg.out} already holds checkpoints; pass --resume to continue, or choose another out")
     if resume and not checkpoints(out):
         raise ConfigError(f"out: {cfg.out} holds no checkpoint to resume from; run without --resume")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".aurora-write-test").write_text("")
-        (out / ".aurora-write-test").unlink()
-    except OSError as exc:
-        raise ConfigError(f"out: cannot write to {out} ({exc.strerror}); choose another folder") from None
+    writable_folder(out, "out", ConfigError)
     return Trainer(cfg, examples, manifest, base_config, pad_id=sp.eos_id())
 
 

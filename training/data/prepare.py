@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 
-from aurora_core.files import file_sha256, new_file, write_text
+from aurora_core.files import file_sha256, new_file, writable_folder, write_text
 from aurora_core.records import ConversationRecord, write_line
 
 from .clean import Cleaner, text_key
@@ -90,15 +90,7 @@ def prepare(inputs: list[Path], out: Path, cfg: DataConfig, force: bool = False,
 
 def check_writable_folder(folder: Path, flag: str) -> None:
     """A folder this run can write into (made if missing), or DataError naming the flag, before any work."""
-    if folder.exists() and not folder.is_dir():
-        raise DataError(f"{flag} {folder}: is a file; choose a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".aurora-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise DataError(f"{flag} {folder}: cannot write there ({exc.strerror}); choose another folder") from None
+    writable_folder(folder, flag, DataError)
 
 
 def _count_kept(report: Report, conv: ConversationRecord) -> None:
