@@ -50,6 +50,18 @@ def read_metadata(path: Path) -> dict:
     return out
 
 
+def file_type_name(value, missing: str = "-") -> str:
+    """`Q8_0` for llama.cpp's `general.file_type` 7 (gguf-py's LlamaFileType; imported when called)."""
+    import gguf
+
+    if value is None:
+        return missing
+    try:
+        return gguf.LlamaFileType(int(value)).name.replace("MOSTLY_", "").replace("ALL_", "")
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def escape_control(text: object) -> str:
     """Metadata for a terminal: control characters (ESC sequences) shown escaped, never executed."""
     return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" if ord(c) < 256

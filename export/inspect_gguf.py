@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from aurora_core.gguf_header import read_header
-from aurora_core.gguf_meta import escape_control
+from aurora_core.gguf_meta import escape_control, file_type_name
 
 
 def describe(path: Path) -> str:
@@ -24,7 +24,7 @@ def describe(path: Path) -> str:
         f"file:          {path} ({size / 2**20:,.1f} MiB, {n_params:,} parameters, "
         f"{8 * (size - header.data_start) / max(n_params, 1):.2f} bits/weight)",
         f"type:          {escape_control(kv.get('general.type', 'model'))}, "
-        f"file type {_file_type(kv.get('general.file_type'))}",
+        f"file type {file_type_name(kv.get('general.file_type'), 'None')}",
         f"architecture:  {escape_control(arch)}, {kv.get(f'{arch}.block_count', '?')} blocks, "
         f"embedding {kv.get(f'{arch}.embedding_length', '?')}, "
         f"experts {kv.get(f'{arch}.expert_count', '-')} (used {kv.get(f'{arch}.expert_used_count', '-')}), "
@@ -50,13 +50,3 @@ def _type_name(ggml_type: int) -> str:
         return gguf.GGMLQuantizationType(ggml_type).name
     except ValueError:
         return f"type {ggml_type}"
-
-
-def _file_type(value) -> str:
-    """`Q8_0` for llama.cpp's file type 7."""
-    import gguf
-
-    try:
-        return gguf.LlamaFileType(int(value)).name.replace("MOSTLY_", "").replace("ALL_", "")
-    except (TypeError, ValueError):
-        return str(value)

@@ -88,13 +88,10 @@ def reference_model(base_dir: Path, adapter_dir: Path | None, onto: str = "base"
 
 
 def file_type_of(path: Path) -> str:
-    import gguf
-
     from aurora_core import gguf_meta
     from aurora_core.gguf_header import read_header
 
-    ftype = int(read_header(path).get(gguf_meta.GENERAL_FILE_TYPE))
-    return gguf.LlamaFileType(ftype).name.replace("MOSTLY_", "").replace("ALL_", "").lower()
+    return gguf_meta.file_type_name(read_header(path).get(gguf_meta.GENERAL_FILE_TYPE)).lower()
 
 
 def verify(gguf_path: Path, base_dir: Path, adapter_dir: Path | None = None, prompts: list[str] | None = None,

@@ -28,7 +28,7 @@ def describe_model(info: ModelInfo) -> list[tuple[str, str]]:
         (tr("File"), f"{info.path.name} ({info.file_size / GiB:.2f} GiB)"),
         (tr("Parameters"), f"{info.n_params / 1e9:.2f} B" if info.n_params >= 1e8 else f"{info.n_params / 1e6:.1f} M"),
         (tr("Experts"), str(info.expert_count or "-")),
-        (tr("Quantization"), _file_type_name(ftype)),
+        (tr("Quantization"), gguf_meta.file_type_name(ftype)),
         (tr("Context length"), f"{info.context_length:,}"),
     ]
     datasets = [str(v) for k, v in sorted(meta.items()) if k.startswith("general.dataset.") and k.endswith(".name")]
@@ -44,15 +44,6 @@ def describe_model(info: ModelInfo) -> list[tuple[str, str]]:
 
     rows.append((tr("llama.cpp build"), describe()))
     return rows
-
-
-def _file_type_name(value) -> str:
-    names = {0: "F32", 1: "F16", 7: "Q8_0", 2: "Q4_0", 15: "Q4_K_M", 17: "Q5_K_M", 18: "Q6_K", 12: "Q3_K_M",
-             10: "Q2_K", 8: "Q5_0", 32: "BF16"}
-    try:
-        return names.get(int(value), str(value))
-    except (TypeError, ValueError):
-        return "-"
 
 
 class ModelPanel(QDialog):
