@@ -7,4 +7,4 @@ contract with the export stage.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from aurora_core import __version__  # noqa: F401  -- one version for every stage

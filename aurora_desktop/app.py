@@ -7,18 +7,15 @@ llama_cpp is imported before PySide6 (an access violation otherwise on some plat
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from aurora_core.errors import run_main
 
-
-def _version() -> str:
-    from . import __version__
-    from .cpu import describe
-
-    return f"aurora-desktop {__version__}; llama.cpp CPU build: {describe()}"
+from .cpu import version_text
+from .engine import EngineConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,15 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
         "nothing is sent over the network.",
     )
     parser.add_argument("model", nargs="?", help="GGUF model file to open (skips the model panel)")
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action="version", version=version_text("aurora-desktop"))
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder for the chat database (default: the platform's data folder, e.g. "
                         "~/.local/share/Aurora/Aurora Desktop)")
     parser.add_argument("--language", choices=("zh_CN", "en"), default=None,
                         help="interface language (default: the system's; switch any time in View)")
-    parser.add_argument("--ctx", type=int, default=None, help="context size for MODEL (default: 4096)")
+    parser.add_argument("--ctx", type=int, default=EngineConfig.n_ctx, help="context size for MODEL (default: %(default)s)")
     parser.add_argument("--exit-after-show", action="store_true",
-                        help="open the window, print the seconds it took to appear, and close it (a start-up check)")
+                        help="open the window, print the seconds it took to appear and the interface's language and "
+                        "texts (menus, buttons, Qt's file dialog), and close it (a start-up check)")
     return parser
 
 
@@ -62,6 +60,25 @@ def _has_fcitx_plugin() -> bool:
         return False
     plugins = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforminputcontexts"
     return any("fcitx" in p.name for p in plugins.glob("*")) if plugins.is_dir() else False
+
+
+def interface_texts(window) -> dict:
+    """What the user reads first, for the start-up check: the language, the menus, the main buttons, whether
+    the first screen is shown, and the buttons of Qt's own file dialog (translated by Qt's qtbase_*.qm)."""
+    from PySide6.QtWidgets import QDialogButtonBox, QFileDialog
+
+    from .ui import i18n
+
+    dialog = QFileDialog(window)
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog)
+    box = dialog.findChild(QDialogButtonBox)
+    file_dialog = [b.text() for b in box.buttons()] if box is not None else []
+    dialog.deleteLater()
+    return {"language": i18n.current,
+            "menus": [a.text().replace("&", "") for a in window.menuBar().actions()],
+            "buttons": [window.new_button.text(), window.send_button.text(), window.welcome.open_button.text()],
+            "first_screen": window.pages.currentWidget() is window.welcome,
+            "file_dialog": file_dialog}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,13 +116,12 @@ def _window(args) -> int:
 
         def shown() -> None:
             print(f"window shown after {time.perf_counter() - started:.2f} s", flush=True)
+            print("interface: " + json.dumps(interface_texts(window), ensure_ascii=False), flush=True)
             window.close()
 
         QTimer.singleShot(0, shown)
     elif args.model:
-        from .engine import EngineConfig
-
-        window.load_model(args.model, EngineConfig(n_ctx=args.ctx or 4096))
+        window.load_model(args.model, EngineConfig(n_ctx=args.ctx))
     rc = app.exec()
     store.close()
     return rc

@@ -21,6 +21,7 @@ from aurora_core.errors import run_main
 from aurora_core.gguf_meta import escape_control
 
 from .conversation import Conversation
+from .cpu import version_text
 from .engine import SAMPLING_RANGES, ChatEngine, ContextFullError, EngineConfig, SamplingSettings, consume
 
 HELP = """commands:
@@ -36,13 +37,6 @@ HELP = """commands:
 Ctrl-C stops the answer being written."""
 
 
-def _version() -> str:
-    from . import __version__
-    from .cpu import describe
-
-    return f"aurora-chat {__version__}; llama.cpp CPU build: {describe()}"
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aurora-chat",
@@ -52,12 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=HELP, formatter_class=HelpFormatter,
     )
     p.add_argument("model", help="GGUF model file (from aurora-export gguf)")
-    p.add_argument("--version", action="version", version=_version())
+    p.add_argument("--version", action="version", version=version_text("aurora-chat"))
     p.add_argument("--prompt", help="answer this one message and exit")
     p.add_argument("--json", action="store_true", help="with --prompt or piped stdin: print the answer as JSON")
     p.add_argument("--system", help="system prompt")
     p.add_argument("--lora", help="GGUF LoRA adapter to apply at load time")
-    p.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
+    p.add_argument("--ctx", type=int, default=EngineConfig.n_ctx, help="context size in tokens")
     p.add_argument("--threads", type=int, default=None, help="CPU threads")
     p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to a GPU (-1: all)")
     d = SamplingSettings()
@@ -87,7 +81,7 @@ class Repl:
             kept = "; the system prompt was kept" if self.conv.system else ""
             self.out.write(f"(the conversation outgrew the context: the oldest {gen.dropped_turns} messages "
                            f"were left out{kept})\n")
-        self.conv.add_assistant(gen.text, gen.reusable_ids)
+        self.conv.add_assistant(gen.text, gen.reply_ids)
         return gen.text
 
     def _write(self, piece: str) -> None:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aurora_core.chat_format import ORDER_RULE, expected_role
 from aurora_core.files import write_text
 
 
@@ -13,7 +14,7 @@ from aurora_core.files import write_text
 class Message:
     role: str  # "user" or "assistant"
     content: str
-    token_ids: list[int] | None = field(default=None, compare=False, repr=False)
+    reply_ids: list[int] | None = field(default=None, compare=False, repr=False)
     """For an answer the engine wrote: the ids it sampled, so the next turn reuses them from the KV cache."""
 
 
@@ -27,10 +28,10 @@ class Conversation:
             raise ValueError("the last message is already a user message; answer it first")
         self.messages.append(Message("user", text))
 
-    def add_assistant(self, text: str, token_ids: list[int] | None = None) -> None:
+    def add_assistant(self, text: str, reply_ids: list[int] | None = None) -> None:
         if not self.messages or self.messages[-1].role != "user":
             raise ValueError("an assistant message must follow a user message")
-        self.messages.append(Message("assistant", text, token_ids))
+        self.messages.append(Message("assistant", text, reply_ids))
 
     def pop_answer(self) -> Message | None:
         """Remove and return the last assistant message (for regenerating it)."""
@@ -60,10 +61,9 @@ class Conversation:
             raise ValueError(f"'system' is {type(system).__name__}, not text")
         conv = cls(system=system or None)
         for k, m in enumerate(data.get("messages", [])):
-            expected = "user" if k % 2 == 0 else "assistant"
-            if not isinstance(m, dict) or m.get("role") != expected or not isinstance(m.get("content"), str):
-                raise ValueError(f"message {k + 1} must be {{'role': '{expected}', 'content': text}} "
-                                 "(user and assistant alternate, starting with user)")
+            if not isinstance(m, dict) or m.get("role") != expected_role(k) or not isinstance(m.get("content"), str):
+                raise ValueError(f"message {k + 1} must be {{'role': '{expected_role(k)}', 'content': text}} "
+                                 f"({ORDER_RULE})")
             conv.messages.append(Message(m["role"], m["content"]))
         return conv
 

@@ -110,3 +110,10 @@ def prepare() -> str:
 def describe() -> str:
     name = os.environ.get(USED, "native")
     return "native (built by pip for this machine)" if name == "native" else f"{name} (portable build)"
+
+
+def version_text(prog: str) -> str:
+    """What `--version` prints for `prog`: Aurora's version and the llama.cpp CPU build in use."""
+    from . import __version__
+
+    return f"{prog} {__version__}; llama.cpp CPU build: {describe()}"

@@ -4,7 +4,7 @@
     conv = Conversation(system="你是一个乐于助人的助手。")
     conv.add_user("你好")
     gen = consume(engine.stream(conv), lambda piece: print(piece, end=""))  # whole UTF-8 characters
-    conv.add_assistant(gen.text, gen.reusable_ids)
+    conv.add_assistant(gen.text, gen.reply_ids)
 
 From keystroke to token: `stream` renders the conversation with the GGUF's own chat template
 (sandboxed, `aurora_core.chat_format`), tokenizes it fragment by fragment exactly as training did
@@ -31,14 +31,15 @@ from aurora_core.chat_format import CHAT_TEMPLATE, ChatTemplate, ChatTemplateErr
 from aurora_core.errors import AuroraError
 
 from .conversation import Conversation
-from aurora_core.model_check import ModelCheckError, ModelInfo, check_gguf, load_llama
+from aurora_core.llama_runtime import evaluate_with_prefix, load_llama
+from aurora_core.model_check import DEFAULT_N_CTX, ModelCheckError, ModelInfo, check_gguf
 
 
 @dataclass
 class EngineConfig:
     """How llama.cpp loads the model."""
 
-    n_ctx: int = 4096
+    n_ctx: int = DEFAULT_N_CTX
     """Context size in tokens (0: the model's own)."""
     n_threads: int | None = None
     """CPU threads (default: llama.cpp's choice)."""
@@ -135,12 +136,13 @@ class Generation:
     stop_reason: str = ""  # "eos", "stop", "length", "cancelled"
     time_to_first_token: float = 0.0
     seconds: float = 0.0
-    token_ids: list[int] = field(default_factory=list)
+    sampled_ids: list[int] = field(default_factory=list)
 
     @property
-    def reusable_ids(self) -> list[int] | None:
-        """The sampled ids, when they spell exactly `text` (not after a stop string cut it)."""
-        return None if self.stop_reason == "stop" else list(self.token_ids)
+    def reply_ids(self) -> list[int] | None:
+        """The answer's ids for the next turn (`Message.reply_ids`): the sampled ids, when they spell exactly
+        `text` (not after a stop string cut it)."""
+        return None if self.stop_reason == "stop" else list(self.sampled_ids)
 
     @property
     def tokens_per_second(self) -> float:
@@ -213,8 +215,8 @@ class ChatEngine:
         evaluates only its new tokens.
         """
         offset = 1 if conversation.system else 0
-        replies = {i + offset: Reply(tuple(m.token_ids), m.content) for i, m in enumerate(conversation.messages)
-                   if m.role == "assistant" and m.token_ids is not None}
+        replies = {i + offset: Reply(tuple(m.reply_ids), m.content) for i, m in enumerate(conversation.messages)
+                   if m.role == "assistant" and m.reply_ids is not None}
         pieces = self._render(conversation.as_messages(), replies)
         return encode_pieces(pieces, self._encode_cached, self.bos, self.eos)
 
@@ -314,7 +316,7 @@ class ChatEngine:
                     gen.stop_reason = "eos"
                     break
                 gen.completion_tokens += 1
-                gen.token_ids.append(token)
+                gen.sampled_ids.append(token)
                 pending += utf8.push(self.llm.detokenize([token]))
                 if word_start and pending:
                     pending, word_start = pending[1:] if pending.startswith(" ") else pending, False
@@ -342,21 +344,7 @@ class ChatEngine:
 
     def _evaluate_prompt(self, ids: list[int]) -> int:
         """Evaluate what the KV cache does not hold yet, in steps that `cancel()` can interrupt."""
-        llm = self.llm
-        cached = llm.input_ids[: llm.n_tokens].tolist()
-        reuse = 0
-        for a, b in zip(cached, ids):
-            if a != b:
-                break
-            reuse += 1
-        reuse = min(reuse, len(ids) - 1)  # the last prompt token is always evaluated, for fresh logits
-        llm.n_tokens = reuse
-        step = self.config.n_batch
-        for i in range(reuse, len(ids), step):
-            if self._cancel.is_set():
-                break
-            llm.eval(ids[i: i + step])
-        return reuse
+        return evaluate_with_prefix(self.llm, ids, self.config.n_batch, self._cancel.is_set)
 
     def close(self) -> None:
         """Free llama.cpp's model and context now (switching models must not keep the old one in memory)."""

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from aurora_core.chat_format import ORDER_RULE, expected_role
 from aurora_core.errors import AuroraError
 
 SCHEMA_VERSION = 2
@@ -258,7 +259,7 @@ class Store:
             "SELECT id FROM messages WHERE conversation_id = ? AND parent_id IS ? AND role = ? ORDER BY id",
             (r["conversation_id"], r["parent_id"], r["role"]))]
 
-    def show(self, msg_id: int) -> None:
+    def show_version(self, msg_id: int) -> None:
         """Show the version `msg_id` and, below it, the newest of its descendants."""
         leaf = msg_id
         while True:
@@ -269,9 +270,6 @@ class Store:
             leaf = child[0]
         conv = self.db.execute("SELECT conversation_id FROM messages WHERE id = ?", (msg_id,)).fetchone()[0]
         self._write("UPDATE conversations SET current_leaf = ? WHERE id = ?", (leaf, conv))
-
-    def set_leaf(self, conv_id: int, msg_id: int | None) -> None:
-        self._write("UPDATE conversations SET current_leaf = ? WHERE id = ?", (msg_id, conv_id))
 
     # -- search -----------------------------------------------------------------------------------
 
@@ -341,10 +339,9 @@ def _parse_chat(item: object, where: str) -> tuple[str, str | None, list[tuple[s
         if role == "system" and k == 0:
             system = m["content"]
             continue
-        expected = "user" if len(out) % 2 == 0 else "assistant"
-        if role != expected:
-            raise StoreError(f"{where}: message {k + 1} is {role!r} but must be {expected!r} "
-                             "(user and assistant alternate, starting with user)")
+        if role != expected_role(len(out)):
+            raise StoreError(f"{where}: message {k + 1} is {role!r} but must be {expected_role(len(out))!r} "
+                             f"({ORDER_RULE})")
         out.append((role, m["content"]))
     title = item.get("title") if isinstance(item.get("title"), str) else ""
     return title or (out[0][1][:30] if out else ""), system, out

@@ -128,7 +128,7 @@ def main() -> int:
         chat.add_user(f"第{turn:02d}个问题：请用一句话回答。")
         gen = consume(engine.stream(chat, SamplingSettings(max_tokens=32, seed=1, **SETTINGS)))
         ttft.append((gen.time_to_first_token, gen.prompt_tokens, gen.reused_tokens))
-        chat.add_assistant(gen.text, gen.reusable_ids)
+        chat.add_assistant(gen.text, gen.reply_ids)
     # The same turn-10 prompt without the cache: what a client that re-sends the history pays.
     chat.messages.pop()
     engine.llm.reset()

@@ -12,4 +12,4 @@ Every stage imports this package and no other stage: `aurora_training` (data, QL
 - `errors`       `AuroraError` and the one `main` wrapper every command uses
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the version of every Aurora package and command (pyproject reads it)

@@ -33,7 +33,6 @@ from .errors import AuroraError
 
 IGNORE_INDEX = -100
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
-ROLES = ("system", "user", "assistant")
 
 CHAT_TEMPLATE = (
     "{%- if messages and messages[0]['role'] == 'system' -%}"
@@ -85,7 +84,6 @@ class Reply:
     text: str
 
 
-Piece = "str | Control | Reply"
 Encode = Callable[[str], list[int]]  # SentencePiece-style: plain text -> ids, word-start added, no BOS
 
 
@@ -93,12 +91,23 @@ class ChatFormatError(AuroraError):
     """A conversation that the template cannot express."""
 
 
+ORDER_RULE = "user and assistant alternate, starting with user"
+
+
+def expected_role(position: int) -> str:
+    """The role of the turn at `position` (0-based, the system prompt not counted)."""
+    return "user" if position % 2 == 0 else "assistant"
+
+
+def misplaced_role(roles: Sequence[str]) -> int | None:
+    """The position of the first role out of order (see ORDER_RULE), None when all are in order."""
+    return next((i for i, role in enumerate(roles) if role != expected_role(i)), None)
+
+
 def check_order(turns: Sequence[Turn]) -> None:
-    for i, turn in enumerate(turns):
-        expected = "user" if i % 2 == 0 else "assistant"
-        if turn.role != expected:
-            raise ChatFormatError(f"turn {i + 1} is {turn.role!r} but must be {expected!r}: "
-                                  "roles must alternate user/assistant, starting with user")
+    i = misplaced_role([t.role for t in turns])
+    if i is not None:
+        raise ChatFormatError(f"turn {i + 1} is {turns[i].role!r} but must be {expected_role(i)!r}: {ORDER_RULE}")
 
 
 def user_text(content: str, system: str | None, first: bool) -> str:

@@ -52,7 +52,7 @@ class TensorInfo:
 class GGUFHeader:
     path: Path
     version: int
-    metadata: dict = field(default_factory=dict)  # scalars and strings; arrays as ArrayInfo
+    metadata: dict = field(default_factory=dict)  # scalars and strings (arrays are in `arrays`)
     arrays: dict = field(default_factory=dict)  # key -> (element type, count)
     tokens: list[str] | None = None
     tensors: list[TensorInfo] = field(default_factory=list)

@@ -32,19 +32,28 @@ TRAIN_EXAMPLES = AURORA_PREFIX + "train_examples"
 TRAIN_STEPS = AURORA_PREFIX + "train_steps"
 TRAIN_FINAL_LOSS = AURORA_PREFIX + "train_final_loss"
 QUANTIZED_MODULES = AURORA_PREFIX + "qlora_4bit_modules"
-DATASET_NAME = "general.dataset.{id}.name"
+DATASET_NAME = "general.dataset.{id}.name"  # gguf-py's add_dataset_name writes these
 
 
-def arch_key(arch: str, key: str) -> str:
-    """`llama.expert_count` and the like."""
-    return f"{arch}.{key}"
+def dataset_names(metadata: dict) -> list[str]:
+    """The `general.dataset.N.name` values of a GGUF's metadata, in N's order."""
+    prefix, suffix = DATASET_NAME.split("{id}")
+    found = {}
+    for key, value in metadata.items():
+        if key.startswith(prefix) and key.endswith(suffix) and key[len(prefix):-len(suffix)].isdigit():
+            found[int(key[len(prefix):-len(suffix)])] = str(value)
+    return [found[i] for i in sorted(found)]
 
 
 def read_metadata(path: Path) -> dict:
     """Every scalar and string key of a GGUF file (arrays as "[N items]"), read with bounds."""
     from .gguf_header import read_header
 
-    header = read_header(path)
+    return metadata_of(read_header(path))
+
+
+def metadata_of(header) -> dict:
+    """Every scalar and string key of a read `GGUFHeader`, arrays as "[N items]"."""
     out = dict(header.metadata)
     out.update({k: f"[{n} items]" for k, (_, n) in header.arrays.items()})
     return out

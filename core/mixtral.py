@@ -158,7 +158,6 @@ QLORA_4BIT_MODULES = tuple(dict.fromkeys(t.module for t in ALL_SPECS if t.qlora_
 """Leaf names of the modules QLoRA holds in 4-bit: q/k/v/o and every expert's w1/w2/w3."""
 NOT_QUANTIZED_MODULES = ("gate", "lm_head")
 """Linear modules left in 16-bit: the router (tiny, exported from the 16-bit base) and the output."""
-EXPERT_MODULES = tuple(t.module for t in EXPERT_TENSORS)
 
 
 def _pattern(hf: str) -> re.Pattern:

@@ -7,17 +7,16 @@ and it fits in the memory this machine has available.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import gguf_meta
 from .errors import AuroraError
-from .gguf_header import GGUFHeaderError, read_header
+from .gguf_header import MAGIC, GGUFHeaderError, read_header
 
-GGUF_MAGIC = b"GGUF"
+
+DEFAULT_N_CTX = 4096  # tokens of context when the user chooses none (chat, window, memory check)
 
 
 class ModelCheckError(AuroraError):
@@ -53,6 +52,11 @@ def available_memory() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def kv_cache_bytes(layers: int, kv_width: int, n_ctx: int, bytes_per_element: float = 2.0) -> int:
+    """llama.cpp's K and V cache: layers x 2 x (KV heads x head dim) x tokens x bytes per element."""
+    return int(2 * layers * kv_width * n_ctx * bytes_per_element)
+
+
 def supported_architectures() -> set[str]:
     import gguf
 
@@ -64,7 +68,7 @@ MAX_CONTEXT = 1 << 24
 MAX_LAYERS = 4096
 
 
-def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None,
+def check_gguf(path: str | Path, n_ctx: int = DEFAULT_N_CTX, memory: int | None = None,
                kv_bytes_per_element: float = 2.0) -> ModelInfo:
     """ModelInfo of a loadable GGUF, or ModelCheckError saying what is wrong.
 
@@ -77,7 +81,7 @@ def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None,
         raise ModelCheckError(f"{path}: no such file; choose a .gguf model file")
     with open(path, "rb") as f:
         magic = f.read(4)
-    if magic != GGUF_MAGIC:
+    if magic != MAGIC:
         raise ModelCheckError(f"{path}: not a GGUF file (starts with {magic!r}); export one with aurora-export gguf")
     try:
         header = read_header(path)
@@ -98,8 +102,8 @@ def check_gguf(path: str | Path, n_ctx: int = 4096, memory: int | None = None,
     hp = _hyper_parameters(header, arch)
     _check_vocabulary(header)
     n_ctx = n_ctx or hp["context_length"]
-    kv_bytes = int(2 * hp["block_count"] * n_ctx * (hp["embedding_length"] * hp["head_count_kv"] // hp["head_count"])
-                   * kv_bytes_per_element)  # K and V
+    kv_bytes = kv_cache_bytes(hp["block_count"], hp["embedding_length"] * hp["head_count_kv"] // hp["head_count"],
+                              n_ctx, kv_bytes_per_element)
     need = size + kv_bytes
     have = available_memory() if memory is None else memory
     if need > have:
@@ -171,48 +175,3 @@ def _check_vocabulary(header) -> None:
         v = header.get(key)
         if v is not None and not (isinstance(v, int) and 0 <= v < len(tokens)):
             raise ModelCheckError(f"{header.path}: {key} = {v!r} is outside the vocabulary of {len(tokens):,}")
-
-
-# ---------------------------------------------------------------- opening the model in llama.cpp
-
-
-def load_llama(path: str | Path, lora: str | None = None, **kwargs):
-    """`llama_cpp.Llama` on a file `check_gguf` accepted; ModelCheckError if llama.cpp refuses it anyway."""
-    from llama_cpp import Llama
-
-    try:
-        with _templates_left_to_aurora():
-            return Llama(str(path), lora_path=lora, verbose=False, **kwargs)
-    except (ValueError, RuntimeError) as exc:  # llama.cpp refused the file (or the LoRA) after all
-        raise ModelCheckError(f"{path}: llama.cpp could not load it ({exc})"
-                              + (f" with the LoRA {lora}" if lora else "")) from None
-
-
-_LOAD_LOCK = threading.Lock()
-
-
-class _UncompiledTemplate:
-    """Stands in for llama-cpp-python's Jinja2ChatFormatter while a model loads (never used to chat)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def to_chat_handler(self) -> None:
-        return None
-
-
-@contextlib.contextmanager
-def _templates_left_to_aurora():
-    """llama-cpp-python 0.3.36 compiles every chat template of the GGUF's metadata inside `Llama()`, with
-    no limits: a syntax error or a deeply nested template raises out of the constructor and the model
-    cannot be opened at all. Aurora renders templates itself, bounded (`ChatTemplate`), and never uses
-    llama-cpp-python's chat handlers, so while a model loads that compilation is skipped."""
-    from llama_cpp import llama as llama_module
-
-    with _LOAD_LOCK:
-        original = llama_module.llama_chat_format.Jinja2ChatFormatter
-        llama_module.llama_chat_format.Jinja2ChatFormatter = _UncompiledTemplate
-        try:
-            yield
-        finally:
-            llama_module.llama_chat_format.Jinja2ChatFormatter = original

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from aurora_core.errors import AuroraError
 
-LETTERS = ("A", "B", "C", "D")
+from .benchmarks import LETTERS
+
 
 
 class GGUFBackend:
@@ -19,7 +20,8 @@ class GGUFBackend:
 
     def __init__(self, path: str | Path, max_length: int, threads: int | None = None, reuse_prefix: bool = True,
                  n_batch: int = 512) -> None:
-        from aurora_core.model_check import check_gguf, load_llama
+        from aurora_core.llama_runtime import load_llama
+        from aurora_core.model_check import check_gguf
 
         self.info = check_gguf(path, n_ctx=max_length + 8)
         self.llm = load_llama(self.info.path, n_ctx=max_length + 8, n_threads=threads, n_batch=n_batch)
@@ -41,18 +43,11 @@ class GGUFBackend:
     def logits(self, ids: list[int]):
         import numpy as np
 
+        from aurora_core.llama_runtime import evaluate_with_prefix
+
         llm = self.llm
         ids = ids[-(llm.n_ctx() - 1):]  # what crop does: keep the end
-        reuse = 0
-        if self.reuse_prefix:
-            for a, b in zip(llm.input_ids[: llm.n_tokens].tolist(), ids):
-                if a != b:
-                    break
-                reuse += 1
-        reuse = min(reuse, len(ids) - 1)
-        llm.n_tokens = reuse
-        llm.eval(ids[reuse:])
-        self.evaluated += len(ids) - reuse
+        self.evaluated += len(ids) - evaluate_with_prefix(llm, ids, reuse=self.reuse_prefix)
         # llama-cpp-python 0.3.36 keeps no logits in `scores` unless logits_all: read llama.cpp's own
         import llama_cpp
 

@@ -1,3 +1,3 @@
 """Aurora export: merge the QLoRA adapter into Mixtral and write GGUF files for llama.cpp."""
 
-__version__ = "0.1.0"
+from aurora_core import __version__  # noqa: F401  -- one version for every stage

@@ -1,7 +1,8 @@
 """Read a Mixtral Hugging Face checkpoint shard by shard, without loading the model.
 
-Every tensor is memory-mapped from its safetensors shard when asked for, so the export stage holds
-one tensor (or one layer's stacked experts) at a time. Both on-disk layouts are read:
+Every tensor is read from its safetensors shard with a plain file read when asked for (no memory map, so
+only live tensors count in RSS), and the export stage holds one tensor (or one layer's stacked experts) at
+a time; in the fused layout one expert's weight is read alone, not the whole fused tensor. Both on-disk layouts are read:
 
 - the original release: `model.layers.N.block_sparse_moe.experts.E.w1.weight` (one nn.Linear each)
 - transformers 5.x: `model.layers.N.mlp.experts.gate_up_proj` (E, 2I, H: w1 rows, then w3 rows) and
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import struct
+from math import prod
 from pathlib import Path
 
 import torch
@@ -119,19 +121,25 @@ class Checkpoint:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _raw(self, name: str) -> torch.Tensor:
-        """Read one tensor with a plain file read: no memory map, so only live tensors count in RSS."""
+    def _raw(self, name: str, offset: int = 0, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+        """Read one stored tensor with a plain file read: no memory map, so only live tensors count in RSS.
+        With `shape`: only the contiguous part of it that starts `offset` elements in."""
         shard = self.weight_map[name]
         start, header = self.headers[shard]
         info = header[name]
+        dtype = DTYPES[info["dtype"]]
         begin, end = info["data_offsets"]
+        if shape is not None:
+            itemsize = torch.empty(0, dtype=dtype).element_size()
+            begin, end = begin + offset * itemsize, begin + (offset + prod(shape)) * itemsize
         buf = bytearray(end - begin)
         with open(self.folder / shard, "rb") as f:
             f.seek(start + begin)
             f.readinto(buf)
+        shape = info["shape"] if shape is None else shape
         if not buf:
-            return torch.empty(info["shape"], dtype=DTYPES[info["dtype"]])
-        return torch.frombuffer(buf, dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
+            return torch.empty(shape, dtype=dtype)
+        return torch.frombuffer(buf, dtype=dtype).reshape(shape)
 
     def tensor(self, name: str) -> torch.Tensor:
         """A tensor under its original Mixtral name, whatever the layout on disk."""
@@ -140,7 +148,11 @@ class Checkpoint:
         ref = mixtral.lookup(name)
         if ref.xid is None:  # the router
             return self._raw(self.stored_name(name))
-        return self.stacked_experts(ref.bid, ref.spec.module)[ref.xid]
+        inter, hidden = self.shape.intermediate_size, self.shape.hidden_size
+        if ref.spec.module == "w2":  # down_proj (E, H, I): expert e is one contiguous (H, I) block
+            return self._raw(self.stored_name(name), ref.xid * hidden * inter, (hidden, inter))
+        first_row = ref.xid * 2 * inter + (0 if ref.spec.module == "w1" else inter)  # gate_up (E, 2I, H)
+        return self._raw(self.stored_name(name), first_row * hidden, (inter, hidden))
 
     def stacked_experts(self, layer: int, w: str) -> torch.Tensor:
         """All experts' `w` (w1, w2 or w3) of one layer, stacked on a new first axis."""

@@ -67,7 +67,7 @@ def cmd_lora(args) -> int:
 def cmd_verify(args) -> int:
     from .checkpoint import Checkpoint
     from .imatrix import SHIPPED, shipped_text, text_of
-    from .verify import quality, quality_table, verify
+    from .verify import kl_reference, quality, quality_table, verify
 
     paths = [Path(f) for f in args.file]
     for path in paths:
@@ -85,7 +85,7 @@ def cmd_verify(args) -> int:
         print(report.table())
         failures += [f"{path.name}: {f}" for f in report.failures()]
     text_path = shipped_text(args.text) if args.text in SHIPPED else Path(args.text)
-    reference = next((p for p in paths if p.name.endswith(("f16.gguf", "-f16.gguf"))), None) or paths[0]
+    reference = kl_reference(paths)
     rows = quality(paths, reference, text_of(text_path), Path(args.base) / "tokenizer.model", threads=args.threads)
     print()
     print(quality_table(rows, reference, text_path.name))

@@ -3,7 +3,8 @@
 llama.cpp runs Mixtral as architecture `llama` with experts: each block's per-expert w1/w3/w2 are
 stacked on a new first axis into `ffn_gate_exps`/`ffn_up_exps`/`ffn_down_exps`, the router is
 `ffn_gate_inp` (kept F32, like every 1-D norm), and q/k rows are permuted from Hugging Face's
-rotate-half order to llama.cpp's interleaved order. Names come from gguf-py's own tables.
+rotate-half order to llama.cpp's interleaved order. Tensor names come from `aurora_core.mixtral`'s
+table, which a test checks against gguf-py's own tables (`gguf.TENSOR_NAMES`, `get_tensor_name_map`).
 
 The header (metadata and every tensor's name, shape and type) is written first, from shapes alone;
 then each tensor is read, merged, converted and appended, so memory holds one tensor at a time.
@@ -23,27 +24,21 @@ import numpy as np
 import torch
 from gguf import GGMLQuantizationType, LlamaFileType
 
-from aurora_core import chat_format, gguf_meta, mixtral
+from aurora_core import __version__, chat_format, gguf_meta, mixtral
 from aurora_core.errors import AuroraError
 from aurora_core.gguf_meta import ARCH
 from aurora_core.mixtral import TensorRef
 
 from .checkpoint import Checkpoint, CheckpointError
+from .file_types import FLOAT_TYPES
 from .merge import Merger
 
-EXPORTER = "aurora-export 0.1.0"
+EXPORTER = f"aurora-export {__version__}"
 F16_MAX = 65504.0
 
 
 class WeightError(AuroraError):
     """A merged weight that cannot be written faithfully (NaN/inf, or beyond the output type's range)."""
-
-# Output types written directly; the rest are made by llama.cpp's quantizer from an F16 file.
-FLOAT_TYPES = {
-    "f32": (GGMLQuantizationType.F32, LlamaFileType.ALL_F32),
-    "f16": (GGMLQuantizationType.F16, LlamaFileType.MOSTLY_F16),
-    "bf16": (GGMLQuantizationType.BF16, LlamaFileType.MOSTLY_BF16),
-}
 
 # SentencePiece piece kinds -> GGUF token types.
 TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_UNUSED, TOKEN_BYTE = 1, 2, 3, 5, 6

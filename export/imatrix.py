@@ -78,12 +78,19 @@ def text_of(path: Path) -> str:
     return raw
 
 
-def chunks_of(texts: list[str], sp, chunk_size: int, max_chunks: int | None) -> list[list[int]]:
-    """Token chunks as llama-imatrix makes them: BOS, then chunk_size - 1 tokens of the text."""
-    ids = sp.encode("\n".join(texts))
+def token_chunks(ids: list[int], bos: int, chunk_size: int, whole: bool = True) -> list[list[int]]:
+    """Chunks as llama.cpp's imatrix and perplexity tools make them: BOS, then chunk_size - 1 tokens of the
+    text. `whole`: only full chunks (a short text gives its one chunk); otherwise every chunk of more than 8."""
     step = chunk_size - 1
-    chunks = [[sp.bos_id()] + ids[i:i + step] for i in range(0, max(len(ids), 1), step)]
-    chunks = [c for c in chunks if len(c) == chunk_size] or chunks[:1]  # whole chunks; a short text gives one
+    chunks = [[bos] + ids[i:i + step] for i in range(0, max(len(ids), 1), step)]
+    if whole:
+        return [c for c in chunks if len(c) == chunk_size] or chunks[:1]
+    return [c for c in chunks if len(c) > 9]
+
+
+def chunks_of(texts: list[str], sp, chunk_size: int, max_chunks: int | None) -> list[list[int]]:
+    """The calibration texts as whole chunks, at most `max_chunks`."""
+    chunks = token_chunks(sp.encode("\n".join(texts)), sp.bos_id(), chunk_size)
     return chunks[:max_chunks] if max_chunks else chunks
 
 
@@ -122,11 +129,10 @@ def collect(merger, chunks: list[list[int]], progress: bool = True) -> Imatrix:
                 handle.remove()
             layer.to("meta")
             bar.update(1)
-        norm_w, head = merger.tensor("model.norm.weight"), merger.tensor("lm_head.weight")
+        norm_w = merger.tensor("model.norm.weight")  # the output layer's input needs the norm, not lm_head
         for h in hidden:
             x = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + s.rms_norm_eps) * norm_w
             result.add("output.weight", 1, 0, x)
-        del head
         bar.update(1)
     bar.close()
     return result
@@ -212,11 +218,11 @@ def build(base: str | Path, adapter: str | Path | None, texts: list[Path], out: 
     """The library entry: collect an importance matrix for base + adapter on `texts` and write it."""
     import sentencepiece as spm
 
-    from .pipeline import open_merger
+    from .merge import Merger
 
     if chunk_size < 16:
         raise ImatrixError("--chunk-size must be at least 16 tokens")
-    merger = open_merger(base, adapter)
+    merger = Merger.open(base, adapter)
     sp = spm.SentencePieceProcessor(model_file=str(Path(base) / "tokenizer.model"))
     chunks = chunks_of([text_of(Path(t)) for t in texts], sp, chunk_size, max_chunks)
     imatrix = collect(merger, chunks, progress)

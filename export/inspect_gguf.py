@@ -7,13 +7,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from aurora_core.gguf_header import read_header
-from aurora_core.gguf_meta import escape_control, file_type_name
+from aurora_core.gguf_meta import escape_control, file_type_name, metadata_of
 
 
 def describe(path: Path) -> str:
     header = read_header(path)
-    kv = dict(header.metadata)
-    kv.update({k: f"[{n} items]" for k, (_, n) in header.arrays.items()})
+    kv = metadata_of(header)
     arch = kv.get("general.architecture", "?")
     groups: dict[str, Counter] = defaultdict(Counter)
     for t in header.tensors:

@@ -26,12 +26,13 @@ from .gguf_model import EXPORTER, PlannedTensor, permute_rows, write_planned
 from .lora import AdapterError, LoraAdapter, check_against
 
 F32 = GGMLQuantizationType.F32
+LORA_A, LORA_B = 0, 1  # the two matrices of a pair, as LoraAdapter.pairs holds them
 
 
-def _matrix(adapter: LoraAdapter, name: str, half: int, n_head: int | None) -> torch.Tensor:
-    """A (half 0) or B (half 1) of `name` in float32; B's rows permuted like the base q/k rows."""
-    t = adapter.pairs[name][half].float()
-    return permute_rows(t, n_head) if half == 1 and n_head is not None else t
+def _matrix(adapter: LoraAdapter, name: str, which: int, n_head: int | None) -> torch.Tensor:
+    """LORA_A or LORA_B of `name` in float32; B's rows permuted like the base q/k rows."""
+    t = adapter.pairs[name][which].float()
+    return permute_rows(t, n_head) if which == LORA_B and n_head is not None else t
 
 
 def plan_lora(adapter: LoraAdapter, base: Checkpoint) -> list[PlannedTensor]:
@@ -44,15 +45,15 @@ def plan_lora(adapter: LoraAdapter, base: Checkpoint) -> list[PlannedTensor]:
 
     def add(name: str, shapes, produce):
         """`.lora_a` and `.lora_b` of one GGUF tensor, each made on its own when it is written."""
-        for half, suffix in ((0, ".lora_a"), (1, ".lora_b")):
-            plan.append(PlannedTensor(name + suffix, tuple(shapes[half]), F32, lambda half=half: produce(half)))
+        for which, suffix in ((LORA_A, ".lora_a"), (LORA_B, ".lora_b")):
+            plan.append(PlannedTensor(name + suffix, tuple(shapes[which]), F32, lambda which=which: produce(which)))
 
     for ref in mixtral.tensors(s):
         if ref.xid is None:
             if ref.hf_name in adapter.pairs:
                 n_head = getattr(s, ref.spec.rope_heads) if ref.spec.rope_heads else None
                 add(ref.gguf_name, [t.shape for t in adapter.pairs[ref.hf_name]],
-                    lambda half, hf=ref.hf_name, nh=n_head: _matrix(adapter, hf, half, nh).numpy())
+                    lambda which, hf=ref.hf_name, nh=n_head: _matrix(adapter, hf, which, nh).numpy())
         elif ref.xid == 0:
             names = [mixtral.expert_name(ref.bid, e, ref.spec.module) for e in range(s.num_experts)]
             present = [x for x in names if x in adapter.pairs]
@@ -60,11 +61,11 @@ def plan_lora(adapter: LoraAdapter, base: Checkpoint) -> list[PlannedTensor]:
                 continue
             shapes = [(s.num_experts, *t.shape) for t in adapter.pairs[present[0]]]
 
-            def stacked(half, names=names, shapes=shapes):
-                out = np.zeros(shapes[half], np.float32)  # an expert the adapter left alone keeps a zero delta
+            def stacked(which, names=names, shapes=shapes):
+                out = np.zeros(shapes[which], np.float32)  # an expert the adapter left alone keeps a zero delta
                 for e, x in enumerate(names):
                     if x in adapter.pairs:
-                        out[e] = _matrix(adapter, x, half, None).numpy()
+                        out[e] = _matrix(adapter, x, which, None).numpy()
                 return out
 
             add(ref.gguf_name, shapes, stacked)

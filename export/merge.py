@@ -44,23 +44,30 @@ class Merger:
         self.adapter = adapter
         self.onto = onto
 
+    @classmethod
+    def open(cls, base: str | Path, adapter: str | Path | None = None, onto: str = "base") -> "Merger":
+        """The checkpoint folder and adapter folder, checked against each other."""
+        from .lora import load_adapter
+
+        return cls(Checkpoint(base), load_adapter(adapter) if adapter else None, onto)
+
     def tensor(self, name: str) -> torch.Tensor:
         """The merged weight `name` (original Mixtral name) in float32."""
         if self.adapter is not None and name in self.adapter.replaced:
             return self.adapter.replaced[name].float()  # trained in full (modules_to_save), e.g. the router
-        w = self.base.tensor(name)
+        weight = self.base.tensor(name)
         delta = self.adapter.delta(name) if self.adapter is not None else None
         if delta is None:
-            return w.float()
+            return weight.float()
         if self.onto == "nf4" and mixtral.lookup(name).spec.qlora_4bit:
-            return nf4_roundtrip(w) + delta
-        return w.float() + delta
+            return nf4_roundtrip(weight) + delta
+        return weight.float() + delta
 
-    def fill_stacked(self, layer: int, w: str, out: np.ndarray, check: Callable | None = None) -> None:
-        """Write every expert's merged `w` of `layer` into out[e] (any float dtype), expert by expert;
-        `check(e, tensor)` sees each float32 tensor before it is cast to out's dtype."""
+    def fill_stacked(self, layer: int, module: str, out: np.ndarray, check: Callable | None = None) -> None:
+        """Write every expert's merged `module` (w1, w2 or w3) of `layer` into out[e] (any float dtype), expert
+        by expert; `check(e, tensor)` sees each float32 tensor before it is cast to out's dtype."""
         for e in range(self.base.shape.num_experts):
-            t = self.tensor(mixtral.expert_name(layer, e, w))
+            t = self.tensor(mixtral.expert_name(layer, e, module))
             if check is not None:
                 check(e, t)
             out[e] = t.numpy()

@@ -14,11 +14,7 @@ from pathlib import Path
 from aurora_core.errors import AuroraError
 from aurora_core.files import writable_folder
 
-from .quantize import QUANT_TYPES
-
-FLOAT_TYPE_NAMES = ("f32", "f16", "bf16")  # written directly (gguf_model.FLOAT_TYPES); imported lazily: torch
-TYPES = FLOAT_TYPE_NAMES + tuple(QUANT_TYPES)
-INTERMEDIATE = "f16"  # llama.cpp quantizes k-quants from this one file
+from .file_types import FLOAT_TYPES, INTERMEDIATE, NEEDS_IMATRIX, QUANT_TYPES, TYPES
 
 
 class ExportError(AuroraError):
@@ -60,22 +56,14 @@ def check_outputs(paths: list[Path], need_bytes: int, force: bool) -> None:
                           f"{free / 2**30:.2f} GiB; free some space or choose another --out")
 
 
-def open_merger(base: str | Path, adapter: str | Path | None = None, onto: str = "base"):
-    """The base and adapter, checked against each other, as a Merger."""
-    from .checkpoint import Checkpoint
-    from .lora import load_adapter
-    from .merge import Merger
-
-    return Merger(Checkpoint(base), load_adapter(adapter) if adapter else None, onto)
-
-
 def export_gguf(base: str | Path, adapter: str | Path | None, out: str | Path, types: list[str],
                 force: bool = False, onto: str = "base", threads: int | None = None,
                 progress: bool = True, imatrix: str | Path | None = None) -> dict[str, Path]:
     """Merge base + adapter and write one GGUF per type; returns {type: path}. `imatrix` (an imatrix.gguf)
     guides llama.cpp's quantizer and unlocks the i-quants."""
-    from .gguf_model import FLOAT_TYPES, model_nbytes, write_model_gguf
-    from .quantize import NEEDS_IMATRIX, quantize
+    from .gguf_model import model_nbytes, write_model_gguf
+    from .merge import Merger
+    from .quantize import quantize
 
     types = parse_types(",".join(types))
     needs = [t for t in types if t in NEEDS_IMATRIX]
@@ -87,7 +75,7 @@ def export_gguf(base: str | Path, adapter: str | Path | None, out: str | Path, t
         from .imatrix import read
 
         importance = read(Path(imatrix))
-    merger = open_merger(base, adapter, onto)
+    merger = Merger.open(base, adapter, onto)
     outputs = output_paths(Path(out), types)
     quant = [t for t in types if t in QUANT_TYPES]
     f16_bytes = model_nbytes(merger, INTERMEDIATE)
@@ -118,9 +106,9 @@ def export_gguf(base: str | Path, adapter: str | Path | None, out: str | Path, t
 def export_merged(base: str | Path, adapter: str | Path, out: str | Path, force: bool = False,
                   onto: str = "base", progress: bool = True) -> Path:
     """A merged Hugging Face checkpoint folder (original layout), base shard by base shard."""
-    from .merge import write_merged_checkpoint
+    from .merge import Merger, write_merged_checkpoint
 
-    merger = open_merger(base, adapter, onto)
+    merger = Merger.open(base, adapter, onto)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     check_outputs([out.parent / (out.name + ".probe")], sum(merger.base.shard_sizes().values()), True)

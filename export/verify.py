@@ -72,12 +72,10 @@ def reference_model(base_dir: Path, adapter_dir: Path | None, onto: str = "base"
     import torch
     from transformers import MixtralConfig, MixtralForCausalLM
 
-    from .checkpoint import Checkpoint
-    from .lora import load_adapter
     from .merge import Merger
 
-    base = Checkpoint(base_dir)
-    merger = Merger(base, load_adapter(adapter_dir) if adapter_dir else None, onto)
+    merger = Merger.open(base_dir, adapter_dir, onto)
+    base = merger.base
     config = MixtralConfig(**{k: v for k, v in base.config.items() if k not in ("architectures",)})
     model = MixtralForCausalLM(config).float().eval()
     with torch.no_grad():
@@ -92,6 +90,20 @@ def file_type_of(path: Path) -> str:
     from aurora_core.gguf_header import read_header
 
     return gguf_meta.file_type_name(read_header(path).get(gguf_meta.GENERAL_FILE_TYPE)).lower()
+
+
+REFERENCE_ORDER = ("f16", "f32", "bf16")  # the KL reference: the F16 export, else the most precise float file
+
+
+def kl_reference(paths: list[Path]) -> Path:
+    """The file the others are compared with, chosen by the file type in its header (never by its name:
+    `aurora-bf16.gguf` ends in "f16.gguf" too); the first file when none is a float export."""
+    types = {path: file_type_of(path) for path in paths}
+    for wanted in REFERENCE_ORDER:
+        for path in paths:
+            if types[path] == wanted:
+                return path
+    return paths[0]
 
 
 def verify(gguf_path: Path, base_dir: Path, adapter_dir: Path | None = None, prompts: list[str] | None = None,
@@ -147,7 +159,7 @@ def token_logits(path: Path, chunks: list[list[int]], threads: int | None = None
     """llama.cpp's logits at every position of each chunk (F32 KV cache)."""
     from llama_cpp import GGML_TYPE_F32
 
-    from aurora_core.model_check import load_llama
+    from aurora_core.llama_runtime import load_llama
 
     n_ctx = max(len(c) for c in chunks) + 8
     llm = load_llama(path, n_ctx=n_ctx, logits_all=True, n_threads=threads, type_k=GGML_TYPE_F32,
@@ -171,10 +183,11 @@ def quality(files: list[Path], reference: Path, text: str, tokenizer: Path, chun
 
     from aurora_core.scoring import kl_divergence, log_softmax
 
+    from .imatrix import token_chunks
+
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
     ids = sp.encode(text)
-    step = chunk_size - 1
-    chunks = [[sp.bos_id()] + ids[i:i + step] for i in range(0, len(ids), step) if len(ids[i:i + step]) > 8]
+    chunks = token_chunks(ids, sp.bos_id(), chunk_size, whole=False)
     ref = token_logits(reference, chunks, threads)
     rows = []
     for path in files:

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 out=$(realpath -m "${1:-dist}")
 work=build/installer
 python=${PYTHON:-python3}
-version=$("$python" -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
+version=$(sed -n 's/^__version__ = "\([^"]*\)".*/\1/p' core/__init__.py)  # the one place it is written
 variants=${AURORA_CPU_VARIANTS:-$HOME/.cache/aurora/cpu-variants}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 

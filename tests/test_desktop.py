@@ -378,6 +378,10 @@ def test_every_interface_string_has_a_chinese_translation():
     used = {n.args[0].value for p in ui.glob("*.py") for n in ast.walk(ast.parse(p.read_text()))
             if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "tr" and n.args
             and isinstance(n.args[0], ast.Constant)}
+    from aurora_desktop.model_fit import MIXTRAL_TYPES
+    from aurora_desktop.ui.welcome import FIT_COLUMNS
+
+    used |= {t.quality for t in MIXTRAL_TYPES} | {c for c in FIT_COLUMNS if c}  # passed to tr() as values
     assert len(used) > 80
     assert sorted(s for s in used if not translated.get(s)) == []
 

@@ -94,11 +94,11 @@ def test_stream_is_whole_characters_and_adds_up(engine):
     gen = consume(engine.stream(conv, SamplingSettings(temperature=1.0, seed=3, max_tokens=200)), pieces.append)
     assert gen.completion_tokens > 20
     assert all(isinstance(p, str) and p for p in pieces)
-    full = engine.llm.detokenize(gen.token_ids).decode("utf-8", errors="replace")
+    full = engine.llm.detokenize(gen.sampled_ids).decode("utf-8", errors="replace")
     full = full[1:] if full.startswith(" ") else full  # the word-start piece is not part of the reply's text
     assert "".join(pieces) == full == gen.text
     # The tiny model writes byte-fallback tokens: some characters really were split across tokens.
-    assert any(not engine.llm.detokenize([t]).decode("utf-8", errors="ignore") for t in gen.token_ids) \
+    assert any(not engine.llm.detokenize([t]).decode("utf-8", errors="ignore") for t in gen.sampled_ids) \
         or all(ord(c) < 128 for c in full)
 
 
@@ -124,7 +124,7 @@ def test_cancel_from_another_thread_then_next_turn_works(engine):
     gen = consume(engine.stream(conv, settings), on_piece)
     assert gen.stop_reason == "cancelled"
     assert gen.completion_tokens < 1500
-    conv.add_assistant(gen.text, gen.reusable_ids)
+    conv.add_assistant(gen.text, gen.reply_ids)
     conv.add_user("继续")
     pieces = []
     again = consume(engine.stream(conv, SamplingSettings(max_tokens=10, **GREEDY)), pieces.append)
@@ -155,7 +155,7 @@ def test_follow_up_turn_evaluates_only_new_tokens(engine):
     conv = Conversation(system="你是助手。")
     conv.add_user("第一个问题")
     first = consume(engine.stream(conv, SamplingSettings(max_tokens=30, **GREEDY)))
-    conv.add_assistant(first.text, first.reusable_ids)
+    conv.add_assistant(first.text, first.reply_ids)
     conv.add_user("第二个问题")
     second = consume(engine.stream(conv, SamplingSettings(max_tokens=5, **GREEDY)))
     new_user_tokens = len(engine.llm.tokenize("[INST] 第二个问题 [/INST]".encode(), add_bos=False))

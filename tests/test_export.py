@@ -418,7 +418,18 @@ def test_export_gguf_is_the_library_entry(export_kit, export_adapter, tmp_path):
     assert all(p.is_file() for p in paths.values())
 
 
-def test_type_names_for_the_command_line_match_the_writer():
-    from aurora_export import gguf_model, pipeline
+def test_kl_reference_is_chosen_by_the_header_not_the_name(exported, tmp_path):
+    """`aurora-bf16.gguf` also ends in "f16.gguf"; the reference is the file whose header says F16."""
+    from aurora_export.verify import kl_reference
 
-    assert pipeline.FLOAT_TYPE_NAMES == tuple(gguf_model.FLOAT_TYPES)
+    bf16, f16 = tmp_path / "aurora-bf16.gguf", tmp_path / "aurora-f16.gguf"
+    bf16.symlink_to(exported["bf16"])
+    f16.symlink_to(exported["f16"])
+    assert kl_reference([bf16, f16]) == f16
+    misnamed = tmp_path / "model-f16.gguf"  # a BF16 file under an F16 name
+    misnamed.symlink_to(exported["bf16"])
+    real = tmp_path / "model.gguf"
+    real.symlink_to(exported["f16"])
+    assert kl_reference([misnamed, real]) == real
+    assert kl_reference([exported["q8_0"], exported["f32"]]) == exported["f32"]  # no F16: the most precise float
+    assert kl_reference([exported["q8_0"], exported["q4_k_m"]]) == exported["q8_0"]

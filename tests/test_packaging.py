@@ -26,6 +26,10 @@ def _closure(requirements: list[str]) -> set[str]:
         if ";" in req and "extra ==" in req.split(";", 1)[1]:
             continue  # optional extras of a dependency are not installed by it
         name = _name(req)
+        if name == "aurora-desktop":  # one of our own extras: its requirements, from pyproject.toml
+            extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+            todo += [r for extra in re.findall(r"\w+", req.split("[", 1)[1]) for r in extras[extra]]
+            continue
         if name in seen:
             continue
         seen.add(name)
@@ -125,3 +129,69 @@ def test_the_tensor_table_uses_llama_cpps_names():
         hf = spec.hf.format(bid=1, xid=0).removesuffix(".weight")
         if ".experts." not in hf:  # gguf-py maps the per-expert names only when merging them itself
             assert mapping.get_name(hf) == spec.gguf.format(bid=1).removesuffix(".weight"), hf
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module -> the project's modules it imports anywhere in its file (a lazy import inside a function
+    counts: it hides a circle, it does not remove it)."""
+    import ast
+
+    files = {}
+    for package, folder in PACKAGES.items():
+        for path in folder.rglob("*.py"):
+            parts = path.relative_to(folder).with_suffix("").parts
+            name = ".".join((package,) + (parts[:-1] if parts[-1] == "__init__" else parts))
+            files[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        here = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = here.split(".")
+                    anchor = anchor[: len(anchor) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                targets = [base] + [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
+            edges |= {t for t in targets if t in files and t != name}
+        graph[name] = edges
+    return graph
+
+
+def _circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle, as the list of modules around it, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_import_circles_inside_or_between_stages():
+    graph = _module_graph()
+    assert "aurora_export.merge" in graph["aurora_export.imatrix"]  # lazy imports are seen
+    assert _circle(graph) is None, " -> ".join(_circle(graph))
+    # The check itself can fail: the circle export had (imatrix -> pipeline -> imatrix) is found.
+    broken = {k: set(v) for k, v in graph.items()}
+    broken["aurora_export.imatrix"].add("aurora_export.pipeline")
+    broken["aurora_export.pipeline"].add("aurora_export.imatrix")
+    assert _circle(broken) is not None

@@ -44,9 +44,9 @@ def test_regenerate_and_edit_keep_every_branch(store):
     edited = store.add(conv, a1, "user", "问题二（改）")  # edit the second question
     store.add(conv, edited, "assistant", "新回答")
     assert [m.content for m in store.branch(conv)] == ["问题一", "回答一", "问题二（改）", "新回答"]
-    store.show(q2)  # flip back to the first version of question two: its newest answer shows
+    store.show_version(q2)  # flip back to the first version of question two: its newest answer shows
     assert [m.content for m in store.branch(conv)] == ["问题一", "回答一", "问题二", "回答二（第二版）"]
-    store.show(a2)
+    store.show_version(a2)
     assert [m.content for m in store.branch(conv)][-1] == "回答二"
     assert store.siblings(regen) == [a2, regen] and store.siblings(edited) == [q2, edited]
     assert store.db.execute("SELECT count(*) FROM messages").fetchone()[0] == 7  # nothing destroyed

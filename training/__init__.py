@@ -1,3 +1,3 @@
 """Aurora training side: data preparation, the chat template, QLoRA training, the tiny model kit."""
 
-__version__ = "0.1.0"
+from aurora_core import __version__  # noqa: F401  -- one version for every stage

@@ -7,7 +7,6 @@ names it and the closest known key, and every value is checked before any model 
 from __future__ import annotations
 
 import difflib
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -201,6 +200,3 @@ def load_config(path: str | Path | None, overrides: list[str] = (), validate: bo
         cfg.validate()
     return cfg
 
-
-def config_json(cfg: TrainConfig) -> str:
-    return json.dumps(asdict(cfg), indent=2, ensure_ascii=False)

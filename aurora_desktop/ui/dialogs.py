@@ -31,7 +31,7 @@ def describe_model(info: ModelInfo) -> list[tuple[str, str]]:
         (tr("Quantization"), gguf_meta.file_type_name(ftype)),
         (tr("Context length"), f"{info.context_length:,}"),
     ]
-    datasets = [str(v) for k, v in sorted(meta.items()) if k.startswith("general.dataset.") and k.endswith(".name")]
+    datasets = gguf_meta.dataset_names(meta)
     for key, label in ((gguf_meta.ADAPTER, tr("Adapter")), (gguf_meta.LORA_RANK, tr("LoRA rank")),
                        (gguf_meta.TRAIN_DATA_SHA256, tr("Training data SHA-256")),
                        (gguf_meta.TRAIN_STEPS, tr("Training steps"))):
@@ -65,7 +65,7 @@ class ModelPanel(QDialog):
         self.ctx = QSpinBox()
         self.ctx.setRange(256, max(256, self.info.context_length or 32768))
         self.ctx.setSingleStep(1024)
-        self.ctx.setValue(min(config.n_ctx or 4096, self.ctx.maximum()))
+        self.ctx.setValue(min(config.n_ctx or EngineConfig.n_ctx, self.ctx.maximum()))
         self.kv = QComboBox()
         self.kv.addItems(list(KV_BYTES_PER_ELEMENT))
         self.kv.setCurrentText(config.kv_cache_type)

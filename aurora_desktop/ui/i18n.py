@@ -1,8 +1,10 @@
 """Simplified Chinese and English: Qt `.ts` sources beside this file, `.qm` built by lrelease.
 
-`./run setup` (and the installers) build the `.qm` files; if one is missing or older than its
-`.ts`, it is built into the user's cache on first use (PySide6 ships `lrelease`). The language
-follows the system locale unless the user picks one; switching is live (a LanguageChange event).
+`./run setup` and the installers build the `.qm` files; an installed copy carries only those. In a source
+checkout a `.qm` missing or older than its `.ts` is built into the user's cache on first use (PySide6 ships
+`lrelease`). Qt's own strings (standard buttons, the file dialog) come from Qt's `qtbase_LANG.qm`. The
+language follows the system locale unless the user picked one in View (kept in the settings); switching is
+live (a LanguageChange event).
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QLocale, QStandardPaths, QTranslator
+from PySide6.QtCore import QCoreApplication, QLibraryInfo, QLocale, QStandardPaths, QTranslator
 
 CONTEXT = "Aurora"
 HERE = Path(__file__).parent / "translations"
 LANGUAGES = {"zh_CN": "简体中文", "en": "English"}
 
-_translator: QTranslator | None = None
+_translators: list[QTranslator] = []  # Qt's own, then Aurora's
 current = "en"
 
 
@@ -45,38 +47,61 @@ def build_qm(ts: Path, qm: Path) -> bool:
 
 
 def qm_file(lang: str) -> Path | None:
-    """The compiled translations of `lang`: beside the sources, else in the user's cache; built when stale."""
+    """The compiled translations of `lang`.
+
+    An installed copy (the installers, a wheel) carries the `.qm` alone: it is used as it is. A source
+    checkout also has the `.ts`: a `.qm` older than it is rebuilt (beside it, else in the user's cache).
+    """
     ts = HERE / f"aurora_{lang}.ts"
+    qm = HERE / f"aurora_{lang}.qm"
     if not ts.is_file():
-        return None
+        return qm if qm.is_file() else None
     cache = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation))
-    candidates = [HERE / ts.with_suffix(".qm").name, cache / ts.with_suffix(".qm").name]
-    for qm in candidates:
-        if qm.is_file() and qm.stat().st_mtime >= ts.stat().st_mtime:
-            return qm
-    for qm in candidates:
+    candidates = [qm, cache / qm.name]
+    for candidate in candidates:
+        if candidate.is_file() and candidate.stat().st_mtime >= ts.stat().st_mtime:
+            return candidate
+    for candidate in candidates:
         try:
-            if build_qm(ts, qm):
-                return qm
+            if build_qm(ts, candidate):
+                return candidate
         except OSError:
             continue
-    return None
+    return qm if qm.is_file() else None  # stale, but better than English under a Chinese locale
+
+
+def qt_translations_dir() -> Path | None:
+    """Where Qt's own translations (`qtbase_zh_CN.qm`: standard buttons, file dialogs) are."""
+    folder = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath))
+    if (folder / "qtbase_en.qm").is_file() or any(folder.glob("qtbase_*.qm")):
+        return folder
+    import PySide6  # a frozen bundle keeps PySide6's folder layout: PySide6/Qt/translations
+
+    folder = Path(PySide6.__file__).parent / "Qt" / "translations"
+    return folder if folder.is_dir() else None
 
 
 def set_language(lang: str) -> bool:
-    """Install `lang`'s translations (English needs none); widgets get a LanguageChange event."""
-    global _translator, current
+    """Install `lang`'s translations, Aurora's and Qt's own (English needs none); widgets get a LanguageChange
+    event. False (and English) when Aurora's translations for `lang` cannot be found."""
+    global current
     app = QCoreApplication.instance()
-    if _translator is not None:
-        app.removeTranslator(_translator)
-        _translator = None
+    for translator in _translators:
+        app.removeTranslator(translator)
+    _translators.clear()
     current = "en"
     if lang == "en":
         return True
     qm = qm_file(lang)
-    translator = QTranslator(app)
-    if qm is None or not translator.load(str(qm)):
+    ours = QTranslator(app)
+    if qm is None or not ours.load(str(qm)):
         return False
-    app.installTranslator(translator)
-    _translator, current = translator, lang
+    qt_dir = qt_translations_dir()
+    qt_own = QTranslator(app)
+    if qt_dir is not None and qt_own.load(f"qtbase_{lang}", str(qt_dir)):
+        _translators.append(qt_own)
+    _translators.append(ours)
+    for translator in _translators:
+        app.installTranslator(translator)
+    current = lang
     return True

@@ -10,7 +10,7 @@ from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QApplication, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListView, QMainWindow, QMenu,
-    QMessageBox, QProgressBar, QPushButton, QSplitter, QToolButton, QVBoxLayout, QWidget,
+    QMessageBox, QProgressBar, QPushButton, QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
 from aurora_core.errors import AuroraError
@@ -23,6 +23,7 @@ from .chat_view import ChatView, MessageWidget
 from .composer import SEND_CTRL_ENTER, SEND_ENTER, Composer
 from .dialogs import ChatSettingsDialog, ModelPanel
 from .i18n import tr
+from .welcome import WelcomePanel
 from .worker import GenerationThread, LoadThread
 
 RENDER_MS = 50  # at most ~20 renders a second while an answer streams
@@ -53,6 +54,7 @@ class MainWindow(QMainWindow):
         self.reply_ids: dict[int, list[int]] = {}  # answer id -> sampled ids (still in the KV cache)
         self.last_gen: Generation | None = None
         self.deleted: list[int] = []
+        self.browsing = False  # the user opened a chat while no model is loaded: show it, not the first screen
         self.dark = bool(QApplication.instance().property("aurora_dark"))
         self.setAcceptDrops(True)
         self.resize(1180, 780)
@@ -69,6 +71,8 @@ class MainWindow(QMainWindow):
         chats = self.store.conversations()
         if chats:
             self.open_chat(chats[0].id)
+        self.browsing = False
+        self.update_first_screen()
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -111,7 +115,13 @@ class MainWindow(QMainWindow):
         top.addWidget(self.model_button)
         cv.addLayout(top)
         self.view = ChatView()
-        cv.addWidget(self.view, 1)
+        self.welcome = WelcomePanel(int(self.settings.value("n_ctx", EngineConfig.n_ctx)))
+        self.welcome.open_requested.connect(self.choose_model)
+        self.welcome.open_path.connect(self.open_model)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.welcome)
+        self.pages.addWidget(self.view)
+        cv.addWidget(self.pages, 1)
         self.notice = QLabel()
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
@@ -163,6 +173,7 @@ class MainWindow(QMainWindow):
 
         self._action_keys: dict[str, QAction] = {}
         act("open", self.choose_model, QKeySequence.StandardKey.Open)
+        act("close_model", self.close_model)
         act("new", self.new_chat, QKeySequence.StandardKey.New)
         act("search", lambda: (self.search.setFocus(), self.search.selectAll()), QKeySequence.StandardKey.Find)
         act("stop", self.stop, Qt.Key.Key_Escape)
@@ -181,6 +192,7 @@ class MainWindow(QMainWindow):
         self.file_menu.addAction(self._action_keys["open"])
         self.recent_menu = self.file_menu.addMenu("")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.file_menu.addAction(self._action_keys["close_model"])
         for k in ("new", None, "import", "export_md", "export_json", "export_all", None, "quit"):
             self.file_menu.addSeparator() if k is None else self.file_menu.addAction(self._action_keys[k])
         self.chat_menu = self.menuBar().addMenu("")
@@ -206,7 +218,7 @@ class MainWindow(QMainWindow):
         self.undo_button.setText(tr("Undo delete"))
         self.model_button.setText(Path(self.engine.info.path).name if self.engine else tr("Open model…"))
         self.model_button.setAccessibleName(tr("Open model"))
-        names = {"open": tr("Open model…"), "new": tr("New chat"), "search": tr("Search"), "stop": tr("Stop"),
+        names = {"open": tr("Open model…"), "close_model": tr("Close model"), "new": tr("New chat"), "search": tr("Search"), "stop": tr("Stop"),
                  "regenerate": tr("Regenerate"), "export_md": tr("Export chat as Markdown…"),
                  "export_json": tr("Export chat as JSON…"), "export_all": tr("Export all chats as JSON…"),
                  "import": tr("Import JSON…"), "settings": tr("Chat settings…"), "quit": tr("Quit"),
@@ -267,14 +279,18 @@ class MainWindow(QMainWindow):
 
     def new_chat(self) -> None:
         self.conv_id = self.store.create("", settings={})
+        self.browsing = True
+        self.update_first_screen()
         self.refresh_list()
         self.show_chat()
         self.composer.setFocus()
 
     def open_chat(self, conv_id: int, message_id: int | None = None) -> None:
         self.conv_id = conv_id
+        self.browsing = True
+        self.update_first_screen()
         if message_id is not None:
-            self.store.show(message_id)
+            self.store.show_version(message_id)
         for row in range(self.chat_model.rowCount()):
             if self.chat_model.item(row).data(ROLE_ID) == conv_id:
                 self.chat_list.setCurrentIndex(self.chat_model.index(row, 0))
@@ -360,6 +376,25 @@ class MainWindow(QMainWindow):
 
     # -- models -----------------------------------------------------------------------------------
 
+    def update_first_screen(self) -> None:
+        """The first screen while no model is loaded (unless the user opened a chat to read); the chat otherwise."""
+        first = self.engine is None and not self.browsing
+        if first:
+            self.welcome.set_recent(self.recent_models())
+        self.pages.setCurrentWidget(self.welcome if first else self.view)
+        self._action_keys["close_model"].setEnabled(self.engine is not None)
+
+    def close_model(self) -> None:
+        """Unload the model (its memory goes back) and show the first screen again."""
+        if self.streaming:
+            self.stop()
+            self.streaming.thread.wait()
+        if self.engine is not None:
+            self.engine.close()
+        self.engine, self.last_gen, self.reply_ids, self.browsing = None, None, {}, False
+        self.retranslate()
+        self.update_first_screen()
+
     def recent_models(self) -> list[str]:
         value = self.settings.value("recent_models") or []
         return [value] if isinstance(value, str) else list(value)
@@ -379,7 +414,7 @@ class MainWindow(QMainWindow):
 
     def open_model(self, path: str, ask: bool = True) -> None:
         """The model panel (what the file says, what it needs), then loading off the GUI thread."""
-        config = EngineConfig(n_ctx=int(self.settings.value("n_ctx", 4096)))
+        config = EngineConfig(n_ctx=int(self.settings.value("n_ctx", EngineConfig.n_ctx)))
         try:
             panel = ModelPanel(path, config, self)
         except AuroraError as exc:
@@ -422,7 +457,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(tr("Model loaded."), 5000)
         for note in engine.warnings:
             self.statusBar().showMessage(note, 15000)
+        self.welcome.set_context(config.n_ctx)
         self.retranslate()
+        self.update_first_screen()
 
     def _load_failed(self, message: str) -> None:
         self.loader = None
@@ -491,26 +528,26 @@ class MainWindow(QMainWindow):
         thread.start()
 
     def _piece(self, piece: str) -> None:
-        s = self.streaming
-        if s is None:
+        stream = self.streaming
+        if stream is None:
             return
-        s.text += piece
-        s.dirty = True
+        stream.text += piece
+        stream.dirty = True
 
     def _render_stream(self) -> None:
-        s = self.streaming
-        if s is None or not s.dirty:
+        stream = self.streaming
+        if stream is None or not stream.dirty:
             return
-        s.dirty = False
-        if s.widget is not None and s.conv_id == self.conv_id:
-            s.widget.view.set_markdown_streaming(s.text)
-        if time.monotonic() - s.saved_at >= self.save_every_s:
-            self._save_stream(s, "streaming")
+        stream.dirty = False
+        if stream.widget is not None and stream.conv_id == self.conv_id:
+            stream.widget.view.set_markdown_streaming(stream.text)
+        if time.monotonic() - stream.saved_at >= self.save_every_s:
+            self._save_stream(stream, "streaming")
 
-    def _save_stream(self, s: Streaming, status: str) -> bool:
+    def _save_stream(self, stream: Streaming, status: str) -> bool:
         try:
-            self.store.update(s.msg_id, s.text, status)
-            s.saved_at = time.monotonic()
+            self.store.update(stream.msg_id, stream.text, status)
+            stream.saved_at = time.monotonic()
             return True
         except AuroraError as exc:  # a full disk or a read-only file: the answer stays on screen
             self.statusBar().showMessage(str(exc), 20000)
@@ -519,11 +556,11 @@ class MainWindow(QMainWindow):
             return False
 
     def _finished(self, gen: Generation) -> None:
-        s = self.streaming
-        s.text = gen.text
-        self._end_stream(s, "stopped" if gen.stop_reason == "cancelled" else "done")
-        if gen.reusable_ids is not None:
-            self.reply_ids[s.msg_id] = gen.reusable_ids
+        stream = self.streaming
+        stream.text = gen.text
+        self._end_stream(stream, "stopped" if gen.stop_reason == "cancelled" else "done")
+        if gen.reply_ids is not None:
+            self.reply_ids[stream.msg_id] = gen.reply_ids
         self.last_gen = gen
         if gen.dropped_turns:
             self.notice.setText(tr("The chat outgrew the context: the oldest {n} messages were left out of what "
@@ -532,19 +569,19 @@ class MainWindow(QMainWindow):
         self.update_status()
 
     def _failed(self, message: str) -> None:
-        s = self.streaming
-        self._end_stream(s, "error")
+        stream = self.streaming
+        self._end_stream(stream, "error")
         QMessageBox.warning(self, tr("The answer failed"), message)
 
-    def _end_stream(self, s: Streaming, status: str) -> None:
+    def _end_stream(self, stream: Streaming, status: str) -> None:
         self.render_timer.stop()
-        self._save_stream(s, status)
+        self._save_stream(stream, status)
         self.streaming = None
-        s.thread.wait()
-        if s.widget is not None and s.conv_id == self.conv_id:
-            s.widget.view.set_markdown_final(s.text)
-            s.widget.set_status(status, tr)
-            s.widget.set_streaming(False)
+        stream.thread.wait()
+        if stream.widget is not None and stream.conv_id == self.conv_id:
+            stream.widget.view.set_markdown_final(stream.text)
+            stream.widget.set_status(status, tr)
+            stream.widget.set_streaming(False)
         self.stop_button.setEnabled(False)
         self.send_button.setEnabled(True)
 
@@ -579,7 +616,7 @@ class MainWindow(QMainWindow):
     def flip(self, msg_id: int, delta: int) -> None:
         versions = self.store.siblings(msg_id)
         target = versions[max(0, min(len(versions) - 1, versions.index(msg_id) + delta))]
-        self.store.show(target)
+        self.store.show_version(target)
         self.show_chat()
 
     def update_status(self) -> None:

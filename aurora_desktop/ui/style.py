@@ -51,6 +51,7 @@ def apply_style(app: QApplication, dark: bool | None = None) -> None:
     app.setProperty("aurora_cjk_font", family or "")
     user_bg, bot_bg, border = ("#24364f", "#262a30", "#33373f") if dark else ("#e8f0fe", "#ffffff", "#dde1e6")
     chat_bg = "#17191d" if dark else "#f4f5f7"
+    muted, good = ("#8a8f98", "#4ade80") if dark else ("#6b7079", "#15803d")
     app.setStyleSheet(f"""
         #chatInner {{ background: {chat_bg}; }}
         QFrame#userBubble {{ background: {user_bg}; border: 1px solid {border}; border-radius: 10px; }}
@@ -59,6 +60,12 @@ def apply_style(app: QApplication, dark: bool | None = None) -> None:
         QLabel#who {{ font-weight: bold; }}
         QLabel#status {{ color: #d97706; }}
         QLabel#chatTitle {{ font-size: 14pt; font-weight: bold; }}
+        QLabel#welcomeTitle {{ font-size: 24pt; font-weight: bold; }}
+        QLabel#welcomeHeading {{ font-size: 12pt; font-weight: bold; margin-top: 14px; }}
+        QLabel#welcomeColumn {{ color: {muted}; }}
+        QLabel#welcomeBest {{ font-weight: bold; color: {good}; }}
+        QLabel#welcomeNoFit {{ color: {muted}; }}
+        QPushButton#welcomeOpen {{ padding: 6px 18px; font-weight: bold; }}
         QLabel#notice {{ background: #fff4e5; color: #7a4b00; border-radius: 6px; padding: 6px 10px; margin: 0 12px; }}
     """)
     app.setProperty("aurora_dark", dark)

@@ -6,7 +6,7 @@ import hashlib
 import re
 import unicodedata
 
-from aurora_core.chat_format import Turn, encode_conversation
+from aurora_core.chat_format import Turn, encode_conversation, misplaced_role
 from aurora_core.records import ConversationRecord
 
 from .settings import DataConfig, Report
@@ -75,7 +75,7 @@ class Cleaner:
             return self.drop("empty_turn")
         if any(len(t.content) < self.cfg.min_chars for t in conv.turns):
             return self.drop("too_short")
-        if any(t.role != ("user" if i % 2 == 0 else "assistant") for i, t in enumerate(conv.turns)):
+        if misplaced_role([t.role for t in conv.turns]) is not None:
             return self.drop("broken_order")
         if any(t.role == "assistant" and BOILERPLATE.search(t.content) for t in conv.turns):
             return self.drop("boilerplate")

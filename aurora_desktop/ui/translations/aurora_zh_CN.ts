@@ -371,5 +371,89 @@
         <source>llama.cpp build</source>
         <translation>llama.cpp 构建</translation>
     </message>
+    <message>
+        <source>Close model</source>
+        <translation>关闭模型</translation>
+    </message>
+    <message>
+        <source>Offline Chinese chat with a Mixtral model on your own computer. Nothing you type leaves it.</source>
+        <translation>在你自己的电脑上用 Mixtral 模型离线进行中文对话。你输入的内容不会离开这台电脑。</translation>
+    </message>
+    <message>
+        <source>Open a model file…</source>
+        <translation>打开模型文件…</translation>
+    </message>
+    <message>
+        <source>or drop a .gguf file on this window</source>
+        <translation>或者把 .gguf 文件拖到这个窗口里</translation>
+    </message>
+    <message>
+        <source>Which model file fits this computer</source>
+        <translation>哪个模型文件适合这台电脑</translation>
+    </message>
+    <message>
+        <source>Where the model files come from</source>
+        <translation>模型文件从哪里来</translation>
+    </message>
+    <message>
+        <source>Aurora's files are written by “aurora-export gguf” from Mixtral-8x7B-Instruct and the Aurora adapter (README, “With the real model”). Any Mixtral or Llama GGUF opens too.</source>
+        <translation>Aurora 的模型文件由 “aurora-export gguf” 从 Mixtral-8x7B-Instruct 和 Aurora 适配器生成（见 README 的 “With the real model” 一节）。任何 Mixtral 或 Llama 的 GGUF 文件也都可以打开。</translation>
+    </message>
+    <message>
+        <source>This computer has {total:.0f} GB of memory ({free:.0f} GB free now). For Mixtral-8x7B at a context of {n_ctx:,} tokens:</source>
+        <translation>这台电脑有 {total:.0f} GB 内存（当前可用 {free:.0f} GB）。Mixtral-8x7B 在 {n_ctx:,} 个 token 的上下文下：</translation>
+    </message>
+    <message>
+        <source>no file fits; a smaller model or another computer is needed.</source>
+        <translation>没有放得下的文件；需要更小的模型或另一台电脑。</translation>
+    </message>
+    <message>
+        <source>Type</source>
+        <translation>类型</translation>
+    </message>
+    <message>
+        <source>Needs</source>
+        <translation>需要内存</translation>
+    </message>
+    <message>
+        <source>Quality</source>
+        <translation>质量</translation>
+    </message>
+    <message>
+        <source>recommended</source>
+        <translation>推荐</translation>
+    </message>
+    <message>
+        <source>fits</source>
+        <translation>可以运行</translation>
+    </message>
+    <message>
+        <source>too large</source>
+        <translation>放不下</translation>
+    </message>
+    <message>
+        <source>practically lossless</source>
+        <translation>几乎无损</translation>
+    </message>
+    <message>
+        <source>nearly lossless</source>
+        <translation>接近无损</translation>
+    </message>
+    <message>
+        <source>very small loss</source>
+        <translation>损失很小</translation>
+    </message>
+    <message>
+        <source>small loss; the usual choice</source>
+        <translation>损失小；最常用的选择</translation>
+    </message>
+    <message>
+        <source>clear loss</source>
+        <translation>损失明显</translation>
+    </message>
+    <message>
+        <source>large loss; only if nothing else fits</source>
+        <translation>损失大；仅在别无选择时使用</translation>
+    </message>
 </context>
 </TS>
