@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def interface_texts(window) -> dict:
     file_dialog = [b.text() for b in box.buttons()] if box is not None else []
     dialog.deleteLater()
     return {"language": i18n.current,
-            "menus": [a.text().replace("&", "") for a in window.menuBar().actions()],
+            "menus": [re.sub(r"\(&\w\)|&", "", a.text()) for a in window.menuBar().actions()],
             "buttons": [window.new_button.text(), window.send_button.text(), window.welcome.open_button.text()],
             "first_screen": window.pages.currentWidget() is window.welcome,
             "file_dialog": file_dialog}

@@ -399,3 +399,80 @@ def test_light_and_dark_follow_the_system(qtbot, window):
     assert window.dark == bool(app.property("aurora_dark"))
     apply_style(app, dark=False)
     assert app.palette().window().color().lightness() > 128
+
+
+@pytest.fixture
+def bare_window(qtbot, tmp_path, dialogs):
+    """The window as the installed app opens it from the menu: no model."""
+    i18n.set_language("en")
+    w = MainWindow(Store(tmp_path / "chats.sqlite"), QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+    w.store.close()
+    i18n.set_language("en")
+
+
+def test_first_screen_while_no_model_is_loaded(qtbot, bare_window, exported, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton
+
+    w = bare_window
+    assert w.pages.currentWidget() is w.welcome and not w._action_keys["close_model"].isEnabled()
+    texts = [label.text() for label in w.welcome.findChildren(QLabel)]
+    assert any("Offline Chinese chat" in t for t in texts) and any("aurora-export gguf" in t for t in texts)
+    assert any(t.startswith("This computer has") for t in texts)
+    assert all(name in texts for name in ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K"))
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (asked.append(a), ("", ""))[1])
+    qtbot.mouseClick(w.welcome.open_button, Qt.MouseButton.LeftButton)
+    assert len(asked) == 1  # the button opens the file dialog
+    # a recent model is one click away
+    w.settings.setValue("recent_models", [str(exported["f16"])])
+    w.update_first_screen()
+    opened = []
+    monkeypatch.setattr(w, "open_model", lambda path, ask=True: opened.append(path))
+    w.welcome.open_path.disconnect()
+    w.welcome.open_path.connect(w.open_model)
+    [recent] = [b for b in w.welcome.findChildren(QPushButton) if b.objectName() == "welcomeRecent"]
+    assert recent.text() == exported["f16"].name
+    qtbot.mouseClick(recent, Qt.MouseButton.LeftButton)
+    assert opened == [str(exported["f16"])]
+    # Chinese
+    assert i18n.set_language("zh_CN")
+    qtbot.waitUntil(lambda: w.welcome.open_button.text() == "打开模型文件…")  # LanguageChange is an event
+    assert "哪个模型文件适合这台电脑" in [label.text() for label in w.welcome.findChildren(QLabel)]
+
+
+def test_first_screen_goes_when_a_model_loads_and_comes_back_when_it_is_closed(qtbot, bare_window, exported):
+    w = bare_window
+    w.load_model(str(exported["f16"]), EngineConfig(n_ctx=1024, n_threads=2))
+    qtbot.waitUntil(lambda: w.engine is not None, timeout=60000)
+    assert w.pages.currentWidget() is w.view and w._action_keys["close_model"].isEnabled()
+    w._action_keys["close_model"].trigger()
+    assert w.engine is None and w.pages.currentWidget() is w.welcome
+    assert w.model_label.text() == "No model"
+    w.new_chat()  # reading or starting a chat without a model shows the chat
+    assert w.pages.currentWidget() is w.view
+
+
+def test_view_menu_language_is_kept_in_the_settings(qtbot, bare_window):
+    bare_window._action_keys["lang_zh"].trigger()
+    qtbot.waitUntil(lambda: bare_window.file_menu.title() == "文件(&F)")
+    assert bare_window.settings.value("language") == "zh_CN"
+    bare_window._action_keys["lang_en"].trigger()
+    assert bare_window.settings.value("language") == "en"
+
+
+def test_which_mixtral_file_fits():
+    from aurora_desktop.model_fit import GiB, mixtral_fits, recommended
+
+    def best(gib, n_ctx=4096):
+        fit = recommended(mixtral_fits(n_ctx, memory=gib * GiB))
+        return fit.type.name if fit else None
+
+    assert best(32) == "Q4_K_M"  # the README's rule: Q4_K_M + KV cache needs a 32 GB computer
+    assert best(24) == "Q3_K_M" and best(16) is None and best(64) == "Q8_0" and best(48) == "Q6_K"
+    q4 = next(f for f in mixtral_fits(4096, memory=32 * GiB) if f.type.name == "Q4_K_M")
+    assert q4.need_bytes - q4.type.file_bytes == 32 * 2 * 8 * 128 * 4096 * 2  # Mixtral's f16 KV cache: 0.5 GiB
+    assert best(32, n_ctx=32768) == "Q3_K_M"  # a long context leaves less room for weights

@@ -110,3 +110,50 @@ def test_installed_window_opens_and_closes(installed, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("window shown after ")
     print(f"\ncold start of the installed window: {time.perf_counter() - t:.2f} s ({result.stdout.strip()})")
+
+
+def ensure_locale(name: str) -> None:
+    """Generate `name` (e.g. zh_CN.UTF-8) when this machine lacks it and we may (root, localedef)."""
+    have = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout.lower().replace("utf8", "utf-8")
+    if name.lower() in have.splitlines() or os.geteuid() != 0 or shutil.which("localedef") is None:
+        return
+    lang, charset = name.split(".")
+    subprocess.run(["localedef", "-i", lang, "-f", charset, name], capture_output=True)
+
+
+def interface(installed, tmp_path, lang: str, **env) -> dict:
+    import json
+
+    ensure_locale(lang)
+    result = subprocess.run([str(installed / "usr/bin/aurora-desktop"), "--exit-after-show"], capture_output=True,
+                            text=True, timeout=300,
+                            env=clean_env(tmp_path, QT_QPA_PLATFORM="offscreen", LANG=lang, **env))
+    assert result.returncode == 0, result.stderr[-2000:]
+    [line] = [x for x in result.stdout.splitlines() if x.startswith("interface: ")]
+    return json.loads(line.removeprefix("interface: "))
+
+
+def test_installed_window_follows_the_system_language(installed, tmp_path):
+    """Chinese under a Chinese locale (Aurora's strings and Qt's own file dialog), English otherwise, from the
+    .qm files the bundle carries (it has no .ts sources)."""
+    bundle = installed / "opt" / "aurora-desktop"
+    assert list(bundle.rglob("aurora_zh_CN.qm")) and not list(bundle.rglob("aurora_zh_CN.ts"))
+    zh = interface(installed, tmp_path, "zh_CN.UTF-8")
+    assert zh["language"] == "zh_CN" and zh["first_screen"]
+    assert zh["menus"] == ["文件", "对话", "视图"]
+    assert zh["buttons"] == ["新对话", "发送", "打开模型文件…"]
+    assert "取消" in zh["file_dialog"] and any("打开" in b for b in zh["file_dialog"]), zh["file_dialog"]
+    en = interface(installed, tmp_path, "en_US.UTF-8")
+    assert en["language"] == "en" and en["menus"] == ["File", "Chat", "View"]
+    assert en["buttons"] == ["New chat", "Send", "Open a model file…"]
+    assert "Cancel" in en["file_dialog"] and any("Open" in b for b in en["file_dialog"]), en["file_dialog"]
+
+
+def test_installed_window_keeps_the_language_the_user_chose(installed, tmp_path):
+    """The choice in View is kept in the settings file and wins over the locale on the next start."""
+    config = tmp_path / "home" / ".config" / "Aurora"
+    config.mkdir(parents=True)
+    (config / "Aurora Desktop.conf").write_text("[General]\nlanguage=en\n")
+    assert interface(installed, tmp_path, "zh_CN.UTF-8")["menus"] == ["File", "Chat", "View"]
+    (config / "Aurora Desktop.conf").write_text("[General]\nlanguage=zh_CN\n")
+    assert interface(installed, tmp_path, "en_US.UTF-8")["menus"] == ["文件", "对话", "视图"]
