@@ -23,7 +23,7 @@ kill %2 2>/dev/null || true
 python3 - "$tmp/screen.xwd" "$out" <<'PY'
 import struct, sys, zlib
 data = open(sys.argv[1], "rb").read()
-(hsize, _, _, depth, w, h, _, _, _, _, _, _, bpl, _, _, _, _, _, _, _, _, ncolors, *_rest) = struct.unpack(">25I", data[:100])
+(hsize, _, _, depth, w, h, *_a, bpl) = struct.unpack(">13I", data[:52]); ncolors = struct.unpack(">I", data[76:80])[0]
 pix = data[hsize + ncolors * 12:]
 rows = b"".join(b"\0" + bytes(c for x in range(w) for c in pix[y * bpl + 4 * x: y * bpl + 4 * x + 3][::-1]) for y in range(h))
 chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
