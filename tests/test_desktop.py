@@ -411,7 +411,6 @@ def bare_window(qtbot, tmp_path, dialogs):
     yield w
     w.close()
     w.store.close()
-    i18n.set_language("en")
 
 
 def test_first_screen_while_no_model_is_loaded(qtbot, bare_window, exported, monkeypatch):
@@ -441,7 +440,10 @@ def test_first_screen_while_no_model_is_loaded(qtbot, bare_window, exported, mon
     # Chinese
     assert i18n.set_language("zh_CN")
     qtbot.waitUntil(lambda: w.welcome.open_button.text() == "打开模型文件…")  # LanguageChange is an event
-    assert "哪个模型文件适合这台电脑" in [label.text() for label in w.welcome.findChildren(QLabel)]
+    try:
+        assert "哪个模型文件适合这台电脑" in [label.text() for label in w.welcome.findChildren(QLabel)]
+    finally:
+        i18n.set_language("en")
 
 
 def test_first_screen_goes_when_a_model_loads_and_comes_back_when_it_is_closed(qtbot, bare_window, exported):

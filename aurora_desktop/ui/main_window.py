@@ -54,6 +54,7 @@ class MainWindow(QMainWindow):
         self.reply_ids: dict[int, list[int]] = {}  # answer id -> sampled ids (still in the KV cache)
         self.last_gen: Generation | None = None
         self.deleted: list[int] = []
+        self.closed = False
         self.browsing = False  # the user opened a chat while no model is loaded: show it, not the first screen
         self.dark = bool(QApplication.instance().property("aurora_dark"))
         self.setAcceptDrops(True)
@@ -235,7 +236,7 @@ class MainWindow(QMainWindow):
             self.show_chat()
 
     def changeEvent(self, event) -> None:
-        if event.type() == QEvent.Type.LanguageChange:
+        if event.type() == QEvent.Type.LanguageChange and not self.closed:
             self.retranslate()
         super().changeEvent(event)
 
@@ -688,4 +689,6 @@ class MainWindow(QMainWindow):
             self.loader.wait()
         if self.engine is not None:
             self.engine.close()
+            self.engine = None
+        self.closed = True  # a language change after this must not touch the engine or the store
         super().closeEvent(event)
