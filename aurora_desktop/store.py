@@ -126,6 +126,7 @@ class Store:
                 raise StoreError(f"{self.path}: was written by a newer Aurora Desktop (schema {self.version_seen}); "
                                  "update the app (your chats are untouched)")
             self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA secure_delete = ON")  # deleted text is overwritten with zeros, not left in free pages
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
@@ -183,6 +184,10 @@ class Store:
                                "WHERE deleted IS NULL ORDER BY updated DESC, id DESC").fetchall()
         return [self._chat(r) for r in rows]
 
+    def exists(self, conv_id: int) -> bool:
+        """Whether `conv_id` is still in the database (shown or hidden, not purged)."""
+        return self.db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone() is not None
+
     def conversation(self, conv_id: int) -> ChatRow:
         row = self.db.execute("SELECT id, title, updated, system, settings, model FROM conversations WHERE id = ?",
                               (conv_id,)).fetchone()
@@ -210,8 +215,16 @@ class Store:
     def undelete(self, conv_id: int) -> None:
         self._write("UPDATE conversations SET deleted = NULL WHERE id = ?", (conv_id,))
 
-    def purge(self) -> None:
-        self._write("DELETE FROM conversations WHERE deleted IS NOT NULL")
+    def purge(self, deleted_before: float | None = None) -> int:
+        """Remove hidden conversations (all, or those hidden before `deleted_before`) for good: their rows, their
+        full-text index entries (the index is rewritten without them) and, with the WAL checkpointed and
+        truncated, every copy of their text in the database's files. Returns how many were removed."""
+        cutoff = float("inf") if deleted_before is None else deleted_before
+        gone = self._write("DELETE FROM conversations WHERE deleted IS NOT NULL AND deleted < ?", (cutoff,)).rowcount
+        if gone:
+            self._write("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+            self._write("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone
 
     # -- messages ---------------------------------------------------------------------------------
 

@@ -124,7 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--merge-onto", choices=("base", "nf4"), default="base",
                        help="add the LoRA delta to the 16-bit base weights (base), or to their NF4 round trip, "
                        "the weights QLoRA trained against (nf4)")
+        no_progress(p)
+
+    def no_progress(p):
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    def force(p, what="existing output files"):
+        p.add_argument("--force", action="store_true", help=f"replace {what}")
 
     g = sub.add_parser("gguf", help="merge and write GGUF files, one per type",
                        description="Merge the adapter tensor by tensor and write the GGUF directly (no merged "
@@ -135,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output .gguf path")
     g.add_argument("--type", default="q4_k_m", help=f"comma list of: {', '.join(TYPES)} (default: q4_k_m)")
     g.add_argument("--threads", type=int, default=None, help="quantizer threads (default: all cores)")
-    g.add_argument("--force", action="store_true", help="replace existing output files")
+    force(g)
     g.add_argument("--imatrix", help="importance matrix (aurora-export imatrix) for the quantizer; needed by iq* types")
     g.set_defaults(func=cmd_gguf)
 
@@ -151,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--out", required=True, help="output imatrix.gguf")
     im.add_argument("--chunk-size", type=int, default=512, help="tokens per chunk (llama-imatrix's -c)")
     im.add_argument("--chunks", type=int, help="use at most this many chunks")
-    im.add_argument("--force", action="store_true", help="replace an existing output file")
-    im.add_argument("--no-progress", action="store_true", help="no progress bar")
+    force(im, "an existing output file")
+    no_progress(im)
     im.set_defaults(func=cmd_imatrix)
 
     m = sub.add_parser("merge", help="write a merged Hugging Face checkpoint, shard by shard",
@@ -160,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "layout, base shard by base shard, for other inference engines.")
     common(m, adapter_required=True)
     m.add_argument("--out", required=True, help="output folder")
-    m.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    force(m, "a non-empty output folder")
     m.set_defaults(func=cmd_merge)
 
     lo = sub.add_parser("lora", help="write the adapter alone as a GGUF LoRA",
@@ -169,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--adapter", required=True, help="PEFT LoRA adapter folder")
     lo.add_argument("--base", required=True, help="the base checkpoint the adapter was trained on")
     lo.add_argument("--out", required=True, help="output .gguf path")
-    lo.add_argument("--force", action="store_true", help="replace an existing output file")
-    lo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    force(lo, "an existing output file")
+    no_progress(lo)
     lo.set_defaults(func=cmd_lora)
 
     v = sub.add_parser("verify", help="compare llama.cpp with the Hugging Face model on the same prompts",

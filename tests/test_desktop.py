@@ -478,3 +478,46 @@ def test_which_mixtral_file_fits():
     q4 = next(f for f in mixtral_fits(4096, memory=32 * GiB) if f.type.name == "Q4_K_M")
     assert q4.need_bytes - q4.type.file_bytes == 32 * 2 * 8 * 128 * 4096 * 2  # Mixtral's f16 KV cache: 0.5 GiB
     assert best(32, n_ctx=32768) == "Q3_K_M"  # a long context leaves less room for weights
+
+
+def test_a_deleted_chat_is_gone_from_every_file_after_the_window_closes(qtbot, tmp_path, dialogs):
+    """Delete means deleted: after the undo window (at the latest when the program closes) the chat's text is
+    in none of chats.sqlite, -wal, -shm, nor anywhere under the data folder."""
+    secret = "机密口令-7f3a9c-SECRET-PASSPHRASE"
+    data = tmp_path / "data"
+    store = Store(data / "chats.sqlite")
+    w = MainWindow(store, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    kept = store.import_json({"title": "留下", "messages": [{"role": "user", "content": "你好"},
+                                                            {"role": "assistant", "content": "你好！"}]})[0]
+    gone = store.import_json({"title": secret, "messages": [{"role": "user", "content": f"记住 {secret}"},
+                                                            {"role": "assistant", "content": f"好的：{secret}"}]})[0]
+    assert store.search(secret[:9])  # it was in the full-text index
+    w.delete_chat(gone)
+    assert store.exists(gone)  # still undoable
+    w.close()
+    store.close()
+
+    def found() -> list[str]:
+        needles = (secret.encode("utf-8"), "7f3a9c".encode("utf-16-le"))
+        return [str(p) for p in data.rglob("*") if p.is_file() and any(n in p.read_bytes() for n in needles)]
+
+    assert found() == []
+    reopened = Store(data / "chats.sqlite")
+    assert [c.id for c in reopened.conversations()] == [kept] and not reopened.exists(gone)
+    assert reopened.search(secret[:9]) == [] and reopened.branch(kept)[1].content == "你好！"
+    reopened.close()
+
+
+def test_purge_waits_for_the_undo_window(tmp_path):
+    import time
+
+    store = Store(tmp_path / "chats.sqlite")
+    a = store.create("a")
+    store.delete(a)
+    assert store.purge(deleted_before=time.time() - 10) == 0 and store.exists(a)
+    store.undelete(a)
+    store.delete(a)
+    assert store.purge() == 1 and not store.exists(a)
+    store.close()

@@ -28,6 +28,7 @@ from .worker import GenerationThread, LoadThread
 
 RENDER_MS = 50  # at most ~20 renders a second while an answer streams
 SAVE_EVERY_S = 1.0  # the growing answer is written to the database about once a second
+UNDO_S = 10.0  # a deleted chat can be brought back this long; then (or when the window closes) it is purged
 ROLE_ID = Qt.ItemDataRole.UserRole + 1
 
 
@@ -353,8 +354,19 @@ class MainWindow(QMainWindow):
             self.chat_title.setText("")
         self.refresh_list()
         self.undo_button.show()
-        self.statusBar().showMessage(tr("Chat deleted."), 10000)
-        QTimer.singleShot(10000, self.undo_button.hide)
+        self.statusBar().showMessage(tr("Chat deleted."), int(UNDO_S * 1000))
+        QTimer.singleShot(int(UNDO_S * 1000), self.undo_button.hide)
+        QTimer.singleShot(int(UNDO_S * 1000) + 100, self.purge_deleted)
+
+    def purge_deleted(self, everything: bool = False) -> None:
+        """Chats deleted longer ago than the undo window (or all, when closing) leave the disk for good."""
+        cutoff = None if everything else time.time() - UNDO_S
+        try:
+            if self.store.purge(cutoff):
+                self.deleted = [c for c in self.deleted if self.store.exists(c)]
+        except AuroraError as exc:
+            self.statusBar().showMessage(str(exc), 20000)
+        self.undo_button.setVisible(bool(self.deleted) and not everything)
 
     def undo_delete(self) -> None:
         if self.deleted:
@@ -690,5 +702,6 @@ class MainWindow(QMainWindow):
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+        self.purge_deleted(everything=True)  # the undo window ends with the program
         self.closed = True  # a language change after this must not touch the engine or the store
         super().closeEvent(event)
