@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "~/.local/share/Aurora/Aurora Desktop)")
     parser.add_argument("--language", choices=("zh_CN", "en"), default=None,
                         help="interface language (default: the system's; switch any time in View)")
-    parser.add_argument("--ctx", type=int, default=EngineConfig.n_ctx, help="context size for MODEL (default: %(default)s)")
+    parser.add_argument("--ctx", type=int, default=EngineConfig.n_ctx,
+                        help="context size for MODEL (default: %(default)s)")
     parser.add_argument("--exit-after-show", action="store_true",
                         help="open the window, print the seconds it took to appear and the interface's language and "
                         "texts (menus, buttons, Qt's file dialog), and close it (a start-up check)")

@@ -7,11 +7,10 @@ public Mixtral-8x7B-Instruct GGUF releases in each type; `aurora-export gguf` wr
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from aurora_core.mixtral import MIXTRAL_8X7B
-from aurora_core.model_check import DEFAULT_N_CTX, available_memory, kv_cache_bytes
+from aurora_core.model_check import DEFAULT_N_CTX, kv_cache_bytes, total_memory
 
 GiB = 2**30
 SYSTEM_RESERVE = 4 * GiB  # the operating system, this window and the user's other programs
@@ -39,14 +38,6 @@ class Fit:
     type: QuantType
     need_bytes: int  # file + KV cache
     fits: bool
-
-
-def total_memory() -> int:
-    """Physical memory of this computer in bytes."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # Windows has no sysconf
-        return available_memory()
 
 
 def mixtral_fits(n_ctx: int = DEFAULT_N_CTX, kv_bytes_per_element: float = 2.0,

@@ -49,6 +49,11 @@ def available_memory() -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return total_memory()
+
+
+def total_memory() -> int:
+    """Physical memory of this computer in bytes."""
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 

@@ -14,7 +14,6 @@ from aurora_core.errors import AuroraError
 from .benchmarks import LETTERS
 
 
-
 class GGUFBackend:
     kind = "llama.cpp"
 

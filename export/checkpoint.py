@@ -2,7 +2,8 @@
 
 Every tensor is read from its safetensors shard with a plain file read when asked for (no memory map, so
 only live tensors count in RSS), and the export stage holds one tensor (or one layer's stacked experts) at
-a time; in the fused layout one expert's weight is read alone, not the whole fused tensor. Both on-disk layouts are read:
+a time; in the fused layout one expert's weight is read alone, not the whole fused tensor. Both on-disk
+layouts are read:
 
 - the original release: `model.layers.N.block_sparse_moe.experts.E.w1.weight` (one nn.Linear each)
 - transformers 5.x: `model.layers.N.mlp.experts.gate_up_proj` (E, 2I, H: w1 rows, then w3 rows) and

@@ -12,12 +12,9 @@
 set -euo pipefail
 out=${1:?usage: cpu_variants.sh OUT_DIR [PYTHON]}
 python=${2:-python3}
-version=0.3.36
-common="-DGGML_NATIVE=OFF -DGGML_CPU_ALL_VARIANTS=OFF -DGGML_BACKEND_DL=OFF -DLLAMA_CURL=OFF"
-declare -A flags=(
-    [x86-64]="-DGGML_SSE42=OFF -DGGML_AVX=OFF -DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF -DGGML_AVX512=OFF -DGGML_BMI2=OFF"
-    [avx2]="-DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_BMI2=ON"
-)
+source "$(dirname "$0")/llama_cpu_flags.sh"
+version=$LLAMA_CPP_PYTHON_VERSION
+common=$LLAMA_COMMON_FLAGS
 mkdir -p "$out"
 for variant in x86-64 avx2; do
     dest="$out/$variant"
@@ -27,14 +24,14 @@ for variant in x86-64 avx2; do
     fi
     echo "== building llama-cpp-python $version for $variant (about 10 minutes)"
     work=$(mktemp -d)
-    CMAKE_ARGS="$common ${flags[$variant]}" CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
+    CMAKE_ARGS="$common ${LLAMA_VARIANT_FLAGS[$variant]}" CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
         "$python" -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
         "llama-cpp-python==$version" -w "$work"
     rm -rf "$dest" && mkdir -p "$dest"
     "$python" -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); [z.extract(n, sys.argv[2]) for n in z.namelist() if n.startswith('llama_cpp/lib/')]" \
         "$work"/llama_cpp_python-*.whl "$work/x"
     mv "$work/x/llama_cpp/lib" "$dest/lib"
-    echo "$common ${flags[$variant]}" > "$dest/cmake-flags.txt"
+    echo "$common ${LLAMA_VARIANT_FLAGS[$variant]}" > "$dest/cmake-flags.txt"
     touch "$dest/.done"
     rm -rf "$work"
     echo "== $variant: $(du -sh "$dest" | cut -f1) in $dest"

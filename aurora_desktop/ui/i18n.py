@@ -73,7 +73,7 @@ def qm_file(lang: str) -> Path | None:
 def qt_translations_dir() -> Path | None:
     """Where Qt's own translations (`qtbase_zh_CN.qm`: standard buttons, file dialogs) are."""
     folder = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath))
-    if (folder / "qtbase_en.qm").is_file() or any(folder.glob("qtbase_*.qm")):
+    if any(folder.glob("qtbase_*.qm")):
         return folder
     import PySide6  # a frozen bundle keeps PySide6's folder layout: PySide6/Qt/translations
 

@@ -220,8 +220,8 @@ class MainWindow(QMainWindow):
         self.undo_button.setText(tr("Undo delete"))
         self.model_button.setText(Path(self.engine.info.path).name if self.engine else tr("Open model…"))
         self.model_button.setAccessibleName(tr("Open model"))
-        names = {"open": tr("Open model…"), "close_model": tr("Close model"), "new": tr("New chat"), "search": tr("Search"), "stop": tr("Stop"),
-                 "regenerate": tr("Regenerate"), "export_md": tr("Export chat as Markdown…"),
+        names = {"open": tr("Open model…"), "close_model": tr("Close model"), "new": tr("New chat"),
+                 "search": tr("Search"), "stop": tr("Stop"), "regenerate": tr("Regenerate"), "export_md": tr("Export chat as Markdown…"),
                  "export_json": tr("Export chat as JSON…"), "export_all": tr("Export all chats as JSON…"),
                  "import": tr("Import JSON…"), "settings": tr("Chat settings…"), "quit": tr("Quit"),
                  "lang_zh": "简体中文", "lang_en": "English", "send_enter": tr("Enter sends"),
@@ -355,8 +355,7 @@ class MainWindow(QMainWindow):
         self.refresh_list()
         self.undo_button.show()
         self.statusBar().showMessage(tr("Chat deleted."), int(UNDO_S * 1000))
-        QTimer.singleShot(int(UNDO_S * 1000), self.undo_button.hide)
-        QTimer.singleShot(int(UNDO_S * 1000) + 100, self.purge_deleted)
+        QTimer.singleShot(int(UNDO_S * 1000) + 100, self.purge_deleted)  # it also hides the undo button
 
     def purge_deleted(self, everything: bool = False) -> None:
         """Chats deleted longer ago than the undo window (or all, when closing) leave the disk for good."""
@@ -399,9 +398,7 @@ class MainWindow(QMainWindow):
 
     def close_model(self) -> None:
         """Unload the model (its memory goes back) and show the first screen again."""
-        if self.streaming:
-            self.stop()
-            self.streaming.thread.wait()
+        self._stop_streaming()
         if self.engine is not None:
             self.engine.close()
         self.engine, self.last_gen, self.reply_ids, self.browsing = None, None, {}, False
@@ -438,9 +435,7 @@ class MainWindow(QMainWindow):
         self.load_model(path, panel.config())
 
     def load_model(self, path: str, config: EngineConfig) -> None:
-        if self.streaming:
-            self.stop()
-            self.streaming.thread.wait()
+        self._stop_streaming()
         self.loader = LoadThread(path, config, self)
         self.loader.loaded.connect(lambda engine: self._loaded(engine, path, config))
         self.loader.failed.connect(self._load_failed)
@@ -598,6 +593,12 @@ class MainWindow(QMainWindow):
         self.stop_button.setEnabled(False)
         self.send_button.setEnabled(True)
 
+    def _stop_streaming(self) -> None:
+        """Stop the answer being written (what was written is kept) and wait for its thread to end."""
+        if self.streaming is not None:
+            self.streaming.thread.stop()
+            self.streaming.thread.wait()
+
     def stop(self) -> None:
         if self.streaming is not None:
             self.streaming.thread.stop()
@@ -693,9 +694,7 @@ class MainWindow(QMainWindow):
             self.open_chat(ids[-1])
 
     def closeEvent(self, event) -> None:
-        if self.streaming is not None:
-            self.streaming.thread.stop()
-            self.streaming.thread.wait()
+        self._stop_streaming()
         if self.loader is not None:
             self.loader.cancelled = True
             self.loader.wait()

@@ -10,8 +10,9 @@ from PySide6.QtWidgets import (
     QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget,
 )
 
-from ..model_fit import GiB, Fit, mixtral_fits, recommended, total_memory
-from aurora_core.model_check import DEFAULT_N_CTX, available_memory
+from aurora_core.model_check import DEFAULT_N_CTX, available_memory, total_memory
+
+from ..model_fit import GiB, Fit, mixtral_fits, recommended
 from .i18n import tr
 
 GB = 1e9
