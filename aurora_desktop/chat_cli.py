@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 from pathlib import Path
 
 from aurora_core.cli import HelpFormatter
-from aurora_core.errors import run_main
+from aurora_core.errors import AuroraError, run_main
 from aurora_core.gguf_meta import escape_control
 
 from .conversation import Conversation
 from .cpu import version_text
-from .engine import SAMPLING_RANGES, ChatEngine, ContextFullError, EngineConfig, SamplingSettings, consume
+from .engine import SAMPLING_RANGES, ChatEngine, EngineConfig, SamplingSettings, consume
 
 HELP = """commands:
   /help              this list
@@ -35,6 +36,17 @@ HELP = """commands:
                      repeat_penalty, max_tokens, seed
   /exit              quit (Ctrl-D too)
 Ctrl-C stops the answer being written."""
+
+
+TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but newline and tab
+
+
+def visible(text: str) -> str:
+    """Model text for a terminal: control characters (ESC sequences, carriage returns) shown as \\xNN, never run.
+
+    A vocabulary piece can hold `ESC]0;title` or `ESC[2J`; printed raw it would retitle or clear the terminal.
+    """
+    return TERMINAL_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +78,7 @@ class Repl:
     def __init__(self, engine: ChatEngine, conversation: Conversation, settings: SamplingSettings,
                  out=sys.stdout) -> None:
         self.engine, self.conv, self.settings, self.out = engine, conversation, settings, out
+        self.notes_shown = 0
 
     def answer(self) -> str:
         """Stream the answer to the last user message; Ctrl-C stops it and keeps what was written."""
@@ -85,7 +98,7 @@ class Repl:
         return gen.text
 
     def _write(self, piece: str) -> None:
-        self.out.write(piece)
+        self.out.write(visible(piece))
         self.out.flush()
 
     def command(self, line: str) -> bool:
@@ -117,6 +130,8 @@ class Repl:
                     print(f"saved to {arg}", file=self.out)
                 except OSError as exc:
                     print(f"cannot save to {arg}: {exc.strerror or exc}; the conversation is unchanged", file=self.out)
+        elif name == "load" and not arg:
+            print("usage: /load FILE (a conversation saved with /save)", file=self.out)
         elif name == "load":
             try:
                 self.conv = Conversation.load(arg)
@@ -128,7 +143,8 @@ class Repl:
                 print(f"loaded {len(self.conv.messages)} messages from {arg}"
                       + (f"; system prompt: {self.conv.system[:60]}" if self.conv.system else ""), file=self.out)
                 for m in self.conv.messages[-2:]:
-                    print(f"  {m.role}: {m.content[:70]}{'…' if len(m.content) > 70 else ''}", file=self.out)
+                    print(f"  {m.role}: {visible(m.content[:70])}{'…' if len(m.content) > 70 else ''}",
+                          file=self.out)
         elif name == "set" and not arg:
             print(self.settings.describe(), file=self.out)
         elif name == "set":
@@ -148,8 +164,7 @@ class Repl:
         size = f"{info.file_size / 2**30:.1f} GiB" if info.file_size >= 2**30 else f"{info.file_size / 2**20:.1f} MiB"
         print(f"aurora-chat: {escape_control(info.name)} ({info.architecture}, {size}). /help for commands, "
               "Ctrl-D to quit.", file=self.out)
-        for w in self.engine.warnings:
-            print(f"note: {w}", file=self.out)
+        self._new_notes()
         while True:
             try:
                 line = input(">>> ")
@@ -170,9 +185,16 @@ class Repl:
             self.conv.add_user(line)
             try:
                 self.answer()
-            except ContextFullError as exc:
+            except AuroraError as exc:  # the context is full, the conversation cannot be rendered, ...
                 self.conv.messages.pop()
                 print(f"cannot answer: {exc}", file=self.out)
+            self._new_notes()
+
+    def _new_notes(self) -> None:
+        """Notes the engine made since the last ones were shown (a template that fell back at this turn)."""
+        for w in self.engine.warnings[self.notes_shown:]:
+            print(f"note: {w}", file=self.out)
+        self.notes_shown = len(self.engine.warnings)
 
 
 def _readline_history() -> None:

@@ -72,6 +72,7 @@ class SettingsError(AuroraError, ValueError):
 
 
 # name: (type, lowest, highest, what it does); the ranges llama.cpp's samplers accept.
+MAX_SEED = 2**32 - 1  # llama.cpp's sampler seed is a uint32; a bigger one would be cut silently
 SAMPLING_RANGES = {
     "temperature": (float, 0.0, 5.0, "randomness; 0 always picks the most likely token"),
     "top_p": (float, 0.0, 1.0, "sample from the smallest set of tokens whose probabilities add up to this"),
@@ -102,6 +103,10 @@ class SamplingSettings:
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not (lo <= value <= hi):
                 raise SettingsError(f"{key} {value!r} is out of range; choose {kind.__name__} from {lo} to {hi}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or not 0 <= self.seed <= MAX_SEED):
+            raise SettingsError(f"seed {self.seed!r} is out of range; choose a whole number from 0 to {MAX_SEED:,} "
+                                "(or none: random)")
 
     def set(self, key: str, value: str) -> None:
         """Set one field from text (`/set temperature=0.2`), with a message naming the key on error."""

@@ -13,16 +13,21 @@ for 1-2 character queries (most Chinese words), a substring scan over the messag
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from aurora_core.chat_format import ORDER_RULE, expected_role
 from aurora_core.errors import AuroraError
+from aurora_core.files import parse_json
 
 SCHEMA_VERSION = 2
+MAX_IMPORT_BYTES = 256 << 20
 STATUSES = ("done", "streaming", "interrupted", "stopped", "error")
 
 # Version 1, the first release: linear conversations (kept here: migrations start from it).
@@ -108,7 +113,7 @@ def _explain(path: Path, exc: sqlite3.Error) -> StoreError:
     elif "locked" in text:
         why = "another program holds the database; close it and try again"
     else:
-        why = text
+        why = f"the database could not do this ({text}); your saved chats are unchanged"
     return StoreError(f"{path}: {why}")
 
 
@@ -117,14 +122,18 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._depth = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), isolation_level=None)
             self.db.row_factory = sqlite3.Row
+            self.db.create_function("casefold", 1, lambda s: s.casefold() if isinstance(s, str) else s,
+                                    deterministic=True)  # SQLite's lower() folds ASCII only
             if self.version() > SCHEMA_VERSION:  # before anything writes to the file
                 self.db.close()
                 raise StoreError(f"{self.path}: was written by a newer Aurora Desktop (schema {self.version_seen}); "
                                  "update the app (your chats are untouched)")
+            self._refuse_foreign()
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA secure_delete = ON")  # deleted text is overwritten with zeros, not left in free pages
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -144,7 +153,7 @@ class Store:
 
     def _migrate(self) -> None:
         version = self.version()
-        if version == 0 and not self.db.execute("SELECT name FROM sqlite_master").fetchall():
+        if version == 0:
             self.db.executescript(SCHEMA_V1)
             version = 1
         elif version < SCHEMA_VERSION:
@@ -152,6 +161,18 @@ class Store:
         while version < SCHEMA_VERSION:
             self.db.executescript("BEGIN;" + MIGRATIONS[version] + "COMMIT;")
             version = self.version()
+
+    def _refuse_foreign(self) -> None:
+        """An SQLite file that is not Aurora's (other tables, a negative version) is closed before anything
+        writes to it (WAL mode would)."""
+        version = self.version()
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if (version == 0 and not tables) or (version >= 1 and {"conversations", "messages"} <= tables):
+            return
+        self.db.close()
+        raise StoreError(f"{self.path}: is an SQLite database of another program (schema {version}, tables "
+                         f"{', '.join(sorted(tables))[:80] or 'none'}), not Aurora's chats; it was left untouched: "
+                         "move it aside or choose another data folder")
 
     def backup(self, target: Path) -> Path:
         """A consistent copy of the database (WAL included) at `target`."""
@@ -163,6 +184,25 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All of the block's writes or none of them; blocks nest (the inner ones are savepoints)."""
+        name = f"aurora_{self._depth}"
+        self._depth += 1
+        try:
+            self.db.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                self.db.execute(f"ROLLBACK TO {name}")
+                self.db.execute(f"RELEASE {name}")
+                raise
+            self.db.execute(f"RELEASE {name}")
+        except sqlite3.Error as exc:
+            raise _explain(self.path, exc) from None
+        finally:
+            self._depth -= 1
 
     def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         try:
@@ -177,7 +217,7 @@ class Store:
         now = time.time()
         return self._write("INSERT INTO conversations (title, system, settings, model, created, updated) "
                            "VALUES (?, ?, ?, ?, ?, ?)",
-                           (title, system, json.dumps(settings or {}), model, now, now)).lastrowid
+                           (storable(title), storable(system), json.dumps(settings or {}), model, now, now)).lastrowid
 
     def conversations(self) -> list[ChatRow]:
         rows = self.db.execute("SELECT id, title, updated, system, settings, model FROM conversations "
@@ -200,10 +240,10 @@ class Store:
         return ChatRow(r["id"], r["title"], r["updated"], r["system"], json.loads(r["settings"] or "{}"), r["model"])
 
     def rename(self, conv_id: int, title: str) -> None:
-        self._write("UPDATE conversations SET title = ? WHERE id = ?", (title, conv_id))
+        self._write("UPDATE conversations SET title = ? WHERE id = ?", (storable(title), conv_id))
 
     def set_system(self, conv_id: int, system: str | None) -> None:
-        self._write("UPDATE conversations SET system = ? WHERE id = ?", (system or None, conv_id))
+        self._write("UPDATE conversations SET system = ? WHERE id = ?", (storable(system) or None, conv_id))
 
     def set_settings(self, conv_id: int, settings: dict) -> None:
         self._write("UPDATE conversations SET settings = ? WHERE id = ?", (json.dumps(settings), conv_id))
@@ -231,23 +271,19 @@ class Store:
     def add(self, conv_id: int, parent_id: int | None, role: str, content: str, status: str = "done") -> int:
         """A new message under `parent_id`, shown from now on (it becomes the conversation's leaf)."""
         now = time.time()
-        try:
-            with self.db:
-                self.db.execute("BEGIN")
-                pos = self.db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM messages WHERE conversation_id = ?",
-                                      (conv_id,)).fetchone()[0]
-                msg_id = self.db.execute(
-                    "INSERT INTO messages (conversation_id, parent_id, position, role, content, status, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (conv_id, parent_id, pos, role, content, status, now)).lastrowid
-                self.db.execute("UPDATE conversations SET current_leaf = ?, updated = ? WHERE id = ?",
-                                (msg_id, now, conv_id))
-        except sqlite3.Error as exc:
-            raise _explain(self.path, exc) from None
+        with self.transaction():
+            pos = self._write("SELECT COALESCE(MAX(position), 0) + 1 FROM messages WHERE conversation_id = ?",
+                              (conv_id,)).fetchone()[0]
+            msg_id = self._write(
+                "INSERT INTO messages (conversation_id, parent_id, position, role, content, status, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", (conv_id, parent_id, pos, role, storable(content), status,
+                                                 now)).lastrowid
+            self._write("UPDATE conversations SET current_leaf = ?, updated = ? WHERE id = ?", (msg_id, now, conv_id))
         return msg_id
 
     def update(self, msg_id: int, content: str, status: str) -> None:
         """The text of a message being written (throttled by the caller), or its final text and status."""
-        self._write("UPDATE messages SET content = ?, status = ? WHERE id = ?", (content, status, msg_id))
+        self._write("UPDATE messages SET content = ?, status = ? WHERE id = ?", (storable(content), status, msg_id))
 
     def branch(self, conv_id: int) -> list[MessageRow]:
         """The messages shown: from the root to the conversation's current leaf, with their version counts."""
@@ -288,7 +324,7 @@ class Store:
 
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
         """Messages containing `query` (case-insensitive for Latin letters), newest conversation first."""
-        query = query.strip()
+        query = storable(query).replace("\0", "").strip()
         if not query:
             return []
         if len(query) >= 3:  # the trigram index finds any substring of 3+ characters
@@ -300,13 +336,14 @@ class Store:
         else:  # 1-2 characters: most Chinese words; trigrams cannot see them
             sql = ("SELECT m.id, m.conversation_id, m.content, c.title FROM messages m "
                    "JOIN conversations c ON c.id = m.conversation_id "
-                   "WHERE instr(lower(m.content), lower(?)) > 0 AND c.deleted IS NULL "
+                   "WHERE instr(casefold(m.content), casefold(?)) > 0 AND c.deleted IS NULL "
                    "ORDER BY c.updated DESC, m.id LIMIT ?")
             args = (query, limit)
-        hits = []
-        for r in self.db.execute(sql, args):
-            hits.append(SearchHit(r["conversation_id"], r["id"], r["title"], _snippet(r["content"], query)))
-        return hits
+        try:
+            rows = self.db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise _explain(self.path, exc) from None
+        return [SearchHit(r["conversation_id"], r["id"], r["title"], _snippet(r["content"], query)) for r in rows]
 
     # -- export / import --------------------------------------------------------------------------
 
@@ -326,18 +363,32 @@ class Store:
             lines += [f"## {'用户' if m.role == 'user' else 'Aurora'}", "", m.content, ""]
         return "\n".join(lines)
 
+    def import_file(self, path: str | Path) -> list[int]:
+        """Conversations from an exported JSON file, all or none; StoreError naming the file otherwise."""
+        path = Path(path)
+        try:
+            if path.stat().st_size > MAX_IMPORT_BYTES:
+                raise StoreError(f"{path}: larger than {MAX_IMPORT_BYTES >> 20} MiB; not a chat export")
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise StoreError(f"{path}: not UTF-8 text (byte {exc.start}); export the chats again as JSON") from None
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read it ({exc.strerror})") from None
+        return self.import_json(parse_json(text, str(path), "choose a chat export (JSON)", StoreError), str(path))
+
     def import_json(self, data: object, source: str = "import") -> list[int]:
         """Conversations from JSON: one {"title"?, "messages": [...]}, or a list of them; their ids."""
         items = data if isinstance(data, list) else [data]
         parsed = [_parse_chat(item, f"{source}[{i}]" if isinstance(data, list) else source)
                   for i, item in enumerate(items)]
         ids = []
-        for title, system, messages in parsed:
-            conv = self.create(title, system)
-            parent = None
-            for role, content in messages:
-                parent = self.add(conv, parent, role, content)
-            ids.append(conv)
+        with self.transaction():  # all of the file or none of it
+            for title, system, messages in parsed:
+                conv = self.create(title, system)
+                parent = None
+                for role, content in messages:
+                    parent = self.add(conv, parent, role, content)
+                ids.append(conv)
         return ids
 
 
@@ -358,6 +409,14 @@ def _parse_chat(item: object, where: str) -> tuple[str, str | None, list[tuple[s
         out.append((role, m["content"]))
     title = item.get("title") if isinstance(item.get("title"), str) else ""
     return title or (out[0][1][:30] if out else ""), system, out
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str | None) -> str | None:
+    """Text SQLite can store as UTF-8: a lone surrogate (from JSON's "\\ud800") becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text) if isinstance(text, str) else text
 
 
 def _snippet(content: str, query: str, width: int = 40) -> str:

@@ -33,14 +33,14 @@ def make_sets(root: Path, per_subject: int = 40) -> Path:
 
 
 def model(work: Path) -> tuple[Path, Path]:
-    from aurora_export.pipeline import export_gguf
+    from aurora_export.pipeline import ExportConfig, export_gguf
     from aurora_training.tiny import TinyBaseConfig, write_tiny_base
 
     base, gguf = work / "base", work / "eval-bench-q8_0.gguf"
     if not gguf.exists():
         write_tiny_base(base, TinyBaseConfig(layers=4, hidden=512, intermediate=1024, heads=8, kv_heads=2, experts=8,
                                              dtype="float32"), force=True)
-        export_gguf(base, None, gguf, ["q8_0"], force=True, progress=False)
+        export_gguf(ExportConfig(base, gguf, types="q8_0", force=True, progress=False))
     return base, gguf
 
 

@@ -242,7 +242,9 @@ class ChatTemplateError(AuroraError):
 MAX_TEMPLATE_CHARS = 256 * 1024  # real templates are a few KB; tool-calling ones ~20 KB
 MAX_OUTPUT_CHARS = 16 << 20  # one rendering
 MAX_ITERATIONS = 1_000_000  # range() steps in one rendering (nested loops multiply)
-MAX_NUMBER = 1 << 20  # an integer handed to a method (ljust, center, repeat counts, ...)
+MAX_NUMBER = 1 << 20  # an integer handed to a method (ljust, center, repeat counts, ...), or a format width
+MAX_INT_BITS = 4096  # an integer a template computes; bigger ones make one C call run for minutes
+MAX_NESTING = 64  # open blocks and brackets; real templates nest under 10, Python's compiler fails near 20 blocks
 RENDER_SECONDS = 2.0  # one rendering; a template still running then is stopped
 
 
@@ -261,6 +263,61 @@ def _check_size(n: int) -> None:
         raise SecurityError(f"the template builds a value of more than {MAX_OUTPUT_CHARS:,} items")
 
 
+_WIDTH = re.compile(r"[%:{][-#0 +<>^=,_]*(\d{7,})|\.(\d{7,})")  # %08d, {:>9999999}, %.9999999f
+
+
+def _check_format(fmt) -> None:
+    from jinja2.sandbox import SecurityError
+
+    if isinstance(fmt, str):
+        for m in _WIDTH.finditer(fmt):
+            if int(m.group(1) or m.group(2)) > MAX_NUMBER:
+                raise SecurityError(f"the template formats with a width above {MAX_NUMBER:,}")
+
+
+def _int_bits(value) -> int:
+    return value.bit_length() if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _check_arithmetic(operator: str, left, right) -> None:
+    """Refuse, before the C call, integer arithmetic whose result would exceed MAX_INT_BITS."""
+    from jinja2.sandbox import SecurityError
+
+    a, b = _int_bits(left), _int_bits(right)
+    if not (a or b):
+        return
+    if operator == "**" and isinstance(right, int):
+        bits = a * abs(right) if isinstance(left, int) else 0
+    elif operator == "*":
+        bits = a + b if isinstance(left, int) and isinstance(right, int) else 0
+    else:
+        bits = max(a, b) + 1
+    if bits > MAX_INT_BITS:
+        raise SecurityError(f"the template computes an integer of more than {MAX_INT_BITS:,} bits")
+
+
+_TAG = re.compile(r"\{%-?\s*(\w*)(.*?)-?%\}|\{\{(.*?)\}\}", re.S)
+_BLOCKS = {"if", "for", "macro", "call", "filter", "with", "block", "raw"}
+
+
+def nesting_depth(source: str) -> int:
+    """The deepest nesting of blocks plus brackets in a template (`{% if %}` inside `{% for %}` is 2)."""
+    blocks = deepest = 0
+    for m in _TAG.finditer(source):
+        word, rest, expression = m.group(1) or "", m.group(2) or "", m.group(3)
+        if word in _BLOCKS or (word == "set" and "=" not in rest):
+            blocks += 1
+        elif word.startswith("end"):
+            blocks -= 1
+        brackets = depth = 0
+        for ch in expression if expression is not None else rest:
+            depth += ch in "([{"
+            depth -= ch in ")]}"
+            brackets = max(brackets, depth)
+        deepest = max(deepest, blocks + brackets)
+    return deepest
+
+
 def _bounded_join(join):
     def bounded(seq):
         items = list(seq)
@@ -274,6 +331,8 @@ def _bounded_filter(name: str, func):
     def bounded(*args, **kwargs):
         values = [a for a in (*args, *kwargs.values()) if isinstance(a, (str, list, tuple))]
         _check_size(sum(_size(v) for v in values))
+        if name == "format" and args:
+            _check_format(args[0])
         if name == "replace" and len(args) >= 3 and isinstance(args[-1], str):
             _check_size(_size(args[-3]) * max(1, len(args[-1])))  # every character could become `new`
         result = func(*args, **kwargs)
@@ -317,7 +376,7 @@ class _BoundedEnvironment:
         from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
         class Env(ImmutableSandboxedEnvironment):
-            intercepted_binops = frozenset({"*", "**", "+", "%"})
+            intercepted_binops = frozenset({"*", "**", "+", "-", "%"})
 
             def __init__(self) -> None:
                 super().__init__(trim_blocks=True, lstrip_blocks=True)
@@ -335,6 +394,7 @@ class _BoundedEnvironment:
             def call_binop(self, context, operator, left, right):
                 if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
                     raise SecurityError("the template raises to a huge power")
+                _check_arithmetic(operator, left, right)
                 if operator == "*" and isinstance(left, int) and isinstance(right, (str, list, tuple)):
                     left, right = right, left
                 if operator == "*" and isinstance(left, (str, list, tuple)) and isinstance(right, int) \
@@ -343,9 +403,15 @@ class _BoundedEnvironment:
                 if operator == "+":
                     _check_size(_size(left) + _size(right))
                 if operator == "%" and isinstance(left, str):
+                    _check_format(left)
                     args = right if isinstance(right, tuple) else (right,)
                     _check_size(len(left) + sum(len(str(a)) for a in args))
                 return super().call_binop(context, operator, left, right)
+
+            def wrap_str_format(self, value):
+                if getattr(value, "__name__", "") in ("format", "format_map"):
+                    _check_format(getattr(value, "__self__", None))
+                return super().wrap_str_format(value)
 
             def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
                 numbers = [a for a in (*args, *kwargs.values()) if isinstance(a, int) and not isinstance(a, bool)]
@@ -374,14 +440,16 @@ class ChatTemplate:
         if len(source) > MAX_TEMPLATE_CHARS:
             raise ChatTemplateError(f"chat template is {len(source):,} characters (more than "
                                     f"{MAX_TEMPLATE_CHARS:,}); refused")
+        if nesting_depth(source) > MAX_NESTING:
+            raise ChatTemplateError(f"chat template nests blocks and brackets more than {MAX_NESTING} deep; refused")
         self.source = source
         self.env = _BoundedEnvironment.make()
         try:
             self._template = self.env.from_string(source)
         except TemplateError as exc:
             raise ChatTemplateError(f"chat template does not compile: {exc}") from None
-        except RecursionError:
-            raise ChatTemplateError("chat template is nested too deeply to compile") from None
+        except (RecursionError, SyntaxError, MemoryError):  # Python's own compiler: "too many statically nested
+            raise ChatTemplateError("chat template is nested too deeply to compile") from None  # blocks"
         namespace = self._template.root_render_func.__globals__  # `~` compiles to these joins
         for name in ("str_join", "markup_join"):
             if name in namespace:

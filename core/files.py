@@ -1,4 +1,4 @@
-"""Write a folder or a file so that readers only ever see it whole; hash a file.
+"""Write a folder or a file so that readers only ever see it whole; hash a file; read JSON from outside.
 
 Outputs follow the user's umask (as `open` would), whatever temporary-file helper made them.
 """
@@ -6,6 +6,7 @@ Outputs follow the user's umask (as `open` would), whatever temporary-file helpe
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -92,3 +93,55 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------- JSON from outside, bounded
+
+MAX_JSON_DEPTH = 64  # real configs, datasets and mappings nest under 10 levels; 100,000 overflows Python's stack
+
+
+def too_deep(value, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether lists and dicts in `value` nest deeper than `limit` (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def parse_json(text: str, where: str, what_to_do: str, error: type[AuroraError] = AuroraError):
+    """`text` parsed as JSON, or `error` naming `where` (with line and column) and what to do.
+
+    Nesting deeper than MAX_JSON_DEPTH is refused here, so no later step can overflow the stack on it.
+    """
+    deep = f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep; {what_to_do}"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg}); {what_to_do}") from None
+    except RecursionError:
+        raise error(deep) from None
+    if too_deep(value):
+        raise error(deep)
+    return value
+
+
+def read_json(path: Path, what_to_do: str, error: type[AuroraError] = AuroraError):
+    """A JSON file, or `error` naming the file (and line and column) and what to do."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a folder, not a JSON file; {what_to_do}")
+    if not path.is_file():
+        raise error(f"{path}: missing; {what_to_do}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path}: not UTF-8 text; {what_to_do}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read it ({exc.strerror}); {what_to_do}") from None
+    return parse_json(text, str(path), what_to_do, error)

@@ -71,7 +71,11 @@ def file_type_name(value, missing: str = "-") -> str:
         return str(value)
 
 
-def escape_control(text: object) -> str:
-    """Metadata for a terminal: control characters (ESC sequences) shown escaped, never executed."""
-    return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" if ord(c) < 256
-                   else f"\\u{ord(c):04x}" for c in str(text))
+def escape_control(text: object, limit: int | None = None) -> str:
+    """Metadata for a terminal or a label: control characters (ESC sequences) shown escaped, never executed;
+    with `limit`, at most that many characters (a file's string can be megabytes), cut with "…"."""
+    text = str(text)
+    cut = limit is not None and len(text) > limit
+    text = "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" if ord(c) < 256
+                   else f"\\u{ord(c):04x}" for c in (text[:limit] if limit is not None else text))
+    return (text[:limit - 1] + "…") if limit is not None and (cut or len(text) > limit) else text

@@ -7,12 +7,12 @@ per-expert layout), with its GGUF name, its shape from the config, whether QLoRA
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from . import files
 from .errors import AuroraError
 
 
@@ -42,11 +42,16 @@ class MixtralShape:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive whole number, not {value!r}")
-        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
-            raise ValueError(f"hidden_size {self.hidden_size}, heads {self.num_heads} and kv heads "
-                             f"{self.num_kv_heads} do not divide")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads {self.num_heads} must be divisible by num_kv_heads {self.num_kv_heads}")
+        if self.head_dim % 2:
+            raise ValueError(f"head size (hidden_size / num_heads = {self.head_dim}) must be even for rotary "
+                             "embeddings")
         if self.experts_per_token > self.num_experts:
-            raise ValueError(f"experts_per_token {self.experts_per_token} > num_experts {self.num_experts}")
+            raise ValueError(f"experts_per_token {self.experts_per_token} cannot exceed num_experts "
+                             f"{self.num_experts}")
 
     @property
     def head_dim(self) -> int:
@@ -69,15 +74,8 @@ MIXTRAL_8X7B = MixtralShape()
 
 
 def read_json(path: Path, what_to_do: str, error: type[AuroraError] = ModelConfigError):
-    """A JSON file, or `error` naming the file (and line and column) and what to do."""
-    if not path.is_file():
-        raise error(f"{path}: missing; {what_to_do}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise error(f"{path}: not UTF-8 text; {what_to_do}") from None
-    except json.JSONDecodeError as exc:
-        raise error(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
+    """A checkpoint's JSON file (files.read_json; a ModelConfigError unless told otherwise)."""
+    return files.read_json(path, what_to_do, error)
 
 
 def read_config(folder: Path) -> tuple[dict, MixtralShape]:

@@ -7,6 +7,7 @@ and it fits in the memory this machine has available.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ def check_gguf(path: str | Path, n_ctx: int = DEFAULT_N_CTX, memory: int | None 
         raise ModelCheckError(f"{path}: truncated ({size:,} bytes, its tensors need {end:,}); "
                               "download or export it again")
     hp = _hyper_parameters(header, arch)
+    _check_finite(header)
     _check_vocabulary(header)
     n_ctx = n_ctx or hp["context_length"]
     kv_bytes = kv_cache_bytes(hp["block_count"], hp["embedding_length"] * hp["head_count_kv"] // hp["head_count"],
@@ -118,7 +120,7 @@ def check_gguf(path: str | Path, n_ctx: int = DEFAULT_N_CTX, memory: int | None 
             "quantization (q4_k_m) or a shorter context")
     meta = {k: v for k, v in header.metadata.items() if k.startswith("general.")}
     template = header.get(gguf_meta.CHAT_TEMPLATE)
-    return ModelInfo(path=path, architecture=arch, name=str(meta.get(gguf_meta.GENERAL_NAME) or path.stem),
+    return ModelInfo(path=path, architecture=arch, name=display_name(meta.get(gguf_meta.GENERAL_NAME), path),
                      file_size=size, n_params=sum(t.n_elements for t in header.tensors),
                      context_length=hp["context_length"], expert_count=hp["expert_count"],
                      chat_template=template if isinstance(template, str) else None, metadata=meta,
@@ -162,6 +164,26 @@ def _hyper_parameters(header, arch: str) -> dict[str, int]:
     elif header.get(f"{arch}.expert_used_count", 0):
         raise ModelCheckError(f"{path}: {arch}.expert_used_count is set but the model has no experts")
     return hp
+
+
+def _check_finite(header) -> None:
+    """Every float in the metadata (rope base, norm epsilon, token scores, ...) is a finite number."""
+    for key, v in header.metadata.items():
+        values = v if isinstance(v, list) else (v,)
+        bad = next((x for x in values if isinstance(x, float) and not math.isfinite(x)), None)
+        if bad is not None:
+            raise ModelCheckError(f"{header.path}: {key} = {bad} is not a finite number; the file is damaged or "
+                                  "was written wrongly")
+
+
+MAX_NAME_CHARS = 120
+
+
+def display_name(name, path: Path) -> str:
+    """general.name for labels: one line of printable text, at most MAX_NAME_CHARS (the file's own can be MBs)."""
+    text = name if isinstance(name, str) and name.strip() else path.stem
+    text = "".join(c if c.isprintable() else " " for c in text[:MAX_NAME_CHARS * 4]).strip() or path.stem
+    return text if len(text) <= MAX_NAME_CHARS else text[:MAX_NAME_CHARS - 1] + "…"
 
 
 def _check_vocabulary(header) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import gguf_meta as keys
 from .errors import AuroraError
-from .files import write_text
+from .files import read_json, write_text
 
 FILE = "aurora_provenance.json"
 
@@ -51,11 +51,11 @@ class Provenance:
         path = Path(folder) / FILE
         if not path.is_file():
             return None
+        data = read_json(path, "remove it or retrain")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
             known = {f.name for f in fields(cls)}
             return cls(**{k: v for k, v in data.items() if k in known})
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
             raise AuroraError(f"{path}: not an Aurora provenance file ({exc}); remove it or retrain") from None
 
     def gguf_fields(self) -> dict[str, object]:

@@ -86,14 +86,14 @@ def main() -> int:
 
 
 def _tiny_gguf() -> Path:
-    from aurora_export.pipeline import export_gguf
+    from aurora_export.pipeline import ExportConfig, export_gguf
     from aurora_training.tiny import TinyBaseConfig, write_tiny_base
 
     work = Path("bench-output/screenshots")
     gguf = work / "aurora-demo.gguf"
     if not gguf.exists():
         base = write_tiny_base(work / "tiny-base", TinyBaseConfig(), force=True)
-        export_gguf(base, None, gguf, ["f16"], force=True, progress=False)
+        export_gguf(ExportConfig(base, gguf, types="f16", force=True, progress=False))
     return gguf
 
 

@@ -10,11 +10,11 @@
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from aurora_core.errors import AuroraError
+from aurora_core.files import read_json
 
 LETTERS = ("A", "B", "C", "D")
 
@@ -143,6 +143,10 @@ def _read_csv(path: Path) -> list[list[str]]:
         raise EvalDataError(f"{path}: not UTF-8 text; re-download the benchmark") from None
     except csv.Error as exc:
         raise EvalDataError(f"{path}: not a CSV file ({exc})") from None
+    except IsADirectoryError:
+        raise EvalDataError(f"{path}: is a folder, not a CSV file; restore the benchmark's files") from None
+    except OSError as exc:
+        raise EvalDataError(f"{path}: cannot read it ({exc.strerror})") from None
 
 
 def _question(path: Path, row_no: int, qid: str, cells: list[str], answer: str | None) -> Question:
@@ -226,12 +230,10 @@ def load(benchmark: str, folder: Path, split: str | None = None, subjects: list[
         raise EvalDataError(f"{folder}: needs dev/ and {split}/ folders as the official {spec.label} release has")
     if benchmark == "ceval":
         mapping_file = folder / "subject_mapping.json"
-        if not mapping_file.is_file():
-            raise EvalDataError(f"{mapping_file}: missing; it comes with the C-Eval release")
-        try:
-            mapping = json.loads(mapping_file.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise EvalDataError(f"{mapping_file}: not JSON ({exc})") from None
+        mapping = read_json(mapping_file, "it comes with the C-Eval release; restore it from there", EvalDataError)
+        if not isinstance(mapping, dict):
+            raise EvalDataError(f"{mapping_file}: expected an object of subject -> [English, 中文, category]; "
+                                "restore it from the C-Eval release")
         keys = sorted(p.name[: -len(f"_{split}.csv")] for p in (folder / split).glob(f"*_{split}.csv"))
     elif benchmark == "cmmlu":
         keys = sorted(p.stem for p in (folder / split).glob("*.csv"))

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _eval(args) -> int:
     from .backends import open_backend
     from .report import table, write_results
-    from .run import EvalSettings, evaluate
+    from .run import EvalSettings, evaluate, model_fingerprint
 
     if args.write_demo_sets:
         from .demo_sets import write_demo_sets
@@ -64,8 +64,11 @@ def _eval(args) -> int:
         raise AuroraError("name at least one benchmark folder: --ceval, --cmmlu or --mmlu")
     if args.shots < 0 or args.max_length < 64 or (args.limit is not None and args.limit < 1):
         raise AuroraError("--shots must be >= 0, --max-length >= 64 and --limit >= 1")
+    if not Path(args.model).exists():
+        raise AuroraError(f"{args.model}: no such file or folder; name a GGUF file or a Hugging Face folder")
     settings = EvalSettings(model=str(Path(args.model).resolve()), shots=args.shots, max_length=args.max_length,
-                            chat=args.chat, split={"mmlu": args.mmlu_split})
+                            chat=args.chat, split={"mmlu": args.mmlu_split},
+                            fingerprint=model_fingerprint(args.model, args.adapter))
     backend = open_backend(args.model, args.max_length, args.adapter, args.load_in_4bit, args.threads)
     try:
         subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None

@@ -8,6 +8,7 @@ reported beside it. A killed run continues from predictions.jsonl without redoin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -16,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from aurora_core.errors import AuroraError
+from aurora_core.files import read_json, writable_folder, write_text
 from aurora_core.scoring import choice_probs
 
 from . import prompts
@@ -36,13 +38,19 @@ class EvalSettings:
     max_length: int = 2048
     chat: bool = False
     split: dict = field(default_factory=dict)
+    fingerprint: str = ""
+    """The model's identity (model_fingerprint): a run resumes only with the same model bytes."""
 
-    def protocol(self, benchmark: str) -> str:
+    def protocol(self, benchmark: str, dev_questions: int | None = None) -> str:
+        """The protocol in words; `dev_questions` (the most any subject's dev split holds) caps the shots."""
         kind, what = OFFICIAL_CANDIDATE[benchmark]
+        shots = f"{self.shots}-shot"
+        if dev_questions is not None and dev_questions < self.shots:
+            shots = f"{dev_questions}-shot ({self.shots} asked; the dev split holds {dev_questions})"
         wrap = ", wrapped in the model's chat template (candidates '▁A'…)" if self.chat else ""
         drop = {"mmlu": "shots dropped from the end", "ceval": "shots dropped from the end only if needed",
                 "cmmlu": "longest shots dropped"}[benchmark]
-        return (f"{BENCHMARKS[benchmark].label}, {self.shots}-shot, official prompt, candidates {what}, "
+        return (f"{BENCHMARKS[benchmark].label}, {shots}, official prompt, candidates {what}, "
                 f"{drop} beyond {self.max_length} tokens{wrap}")
 
 
@@ -62,17 +70,57 @@ def natural_ids(backend, benchmark: str) -> list[int]:
     return out
 
 
+def model_fingerprint(*paths: str | Path | None) -> str:
+    """Size, modification time and a hash of the first MiB of each file (a folder: of each file in it)."""
+    digest = hashlib.sha256()
+    for path in (Path(p) for p in paths if p):
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        for f in files:
+            stat = f.stat()
+            digest.update(f"{f.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+            with open(f, "rb") as handle:
+                digest.update(handle.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
+def question_key(q) -> str:
+    """A hash of the question, its choices and its answer: an edited answer key is evaluated again."""
+    return hashlib.sha256(json.dumps([q.id, q.question, list(q.choices), q.answer],
+                                     ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _row_ok(row) -> bool:
+    return (isinstance(row, dict) and all(isinstance(row.get(k), str) for k in ("benchmark", "subject", "id", "key"))
+            and row.get("pred") in LETTERS and row.get("pred_natural") in LETTERS
+            and isinstance(row.get("shots"), int) and not isinstance(row.get("shots"), bool))
+
+
 def read_done(path: Path) -> dict[tuple, dict]:
-    """Finished predictions by (benchmark, subject, id); a line cut short by a kill is ignored."""
+    """Finished predictions by (benchmark, subject, id, question key); a line cut short by a kill, or a row
+    that is not a whole prediction, is ignored (its question is evaluated again)."""
     done = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 row = json.loads(line)
-                done[(row["benchmark"], row["subject"], row["id"])] = row
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, RecursionError):
                 continue
+            if _row_ok(row):
+                done[(row["benchmark"], row["subject"], row["id"], row["key"])] = row
     return done
+
+
+def _check_resume(out: Path, run_file: Path, identity: dict) -> None:
+    """A run in `out` continues only with the same model (bytes) and settings."""
+    previous = read_json(run_file, "pass --force to start over", EvalRunError)
+    if not isinstance(previous, dict):
+        raise EvalRunError(f"{run_file}: damaged (not an object); pass --force to start over")
+    changed = [k for k in identity if previous.get(k) != identity[k]]
+    if changed:
+        what = "the model file changed since" if changed == ["fingerprint"] else \
+            f"other settings ({', '.join(f'{k}: {previous.get(k)!r}' for k in changed)})"
+        raise EvalRunError(f"{out}: holds a run made with {what}; pass --force to start over or choose another "
+                           "--out")
 
 
 def _drop_partial_line(path: Path) -> None:
@@ -86,25 +134,27 @@ def _drop_partial_line(path: Path) -> None:
 def evaluate(backend, data: dict[str, Path], out: Path, settings: EvalSettings, subjects: list[str] | None = None,
              limit: int | None = None, progress: bool = True, force: bool = False) -> dict:
     """Score `data` ({benchmark: folder}) with `backend`; writes out/predictions.jsonl, returns the results."""
+    if out.exists() and not out.is_dir():
+        raise EvalRunError(f"{out}: is a file; give --out a folder")
     out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out, "--out", EvalRunError)
     run_file, pred_file = out / "run.json", out / "predictions.jsonl"
-    identity = {"model": settings.model, "shots": settings.shots, "max_length": settings.max_length,
-                "chat": settings.chat}
-    if run_file.is_file() and not force:
-        previous = json.loads(run_file.read_text())
-        if {k: previous.get(k) for k in identity} != identity:
-            raise EvalRunError(f"{out}: holds a run with other settings ({previous}); pass --force to start over "
-                               "or choose another --out")
+    identity = {"model": settings.model, "fingerprint": settings.fingerprint, "shots": settings.shots,
+                "max_length": settings.max_length, "chat": settings.chat}
+    if run_file.exists() and not force:
+        _check_resume(out, run_file, identity)
     elif force:
         pred_file.unlink(missing_ok=True)
-    run_file.write_text(json.dumps(identity, indent=2, ensure_ascii=False) + "\n")
+    write_text(run_file, json.dumps(identity, indent=2, ensure_ascii=False) + "\n")
     loaded = {b: load(b, folder, settings.split.get(b), subjects, limit, settings.shots) for b, folder in data.items()}
     _drop_partial_line(pred_file)
     done = read_done(pred_file)
     letters = backend.letter_ids()
     count = lru_cache(maxsize=4096)(lambda text: len(backend.tokenize(text)))
     total = sum(len(s.questions) for subs in loaded.values() for s in subs)
-    todo = total - sum(1 for b, subs in loaded.items() for s in subs for q in s.questions if (b, s.key, q.id) in done)
+    keys = {(b, s.key, q.id): question_key(q) for b, subs in loaded.items() for s in subs for q in s.questions}
+    done = {k[:3]: row for k, row in done.items() if keys.get(k[:3]) == k[3]}  # this data's answer key only
+    todo = total - len(done)
     from tqdm import tqdm
 
     bar = tqdm(total=todo, unit="q", desc="aurora-eval", file=sys.stderr, disable=not progress)
@@ -120,6 +170,7 @@ def evaluate(backend, data: dict[str, Path], out: Path, settings: EvalSettings, 
                     prompt = prompts.build(benchmark, subject, q, count, settings.max_length)
                     logits = backend.logits(_ids(backend, prompt.text, settings.chat))
                     row = _prediction(benchmark, subject, q, prompt, logits, official, natural)
+                    row["key"] = keys[(benchmark, subject.key, q.id)]
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
                     f.flush()
                     done[(benchmark, subject.key, q.id)] = row
@@ -158,14 +209,13 @@ def aggregate(loaded: dict[str, list[Subject]], done: dict, settings: EvalSettin
     """Per subject, per category, overall (the benchmark's own average and the other one), in percent."""
     results = {"settings": asdict(settings), "benchmarks": {}}
     for benchmark, subs in loaded.items():
-        rows = {s.key: [done[(benchmark, s.key, q.id)] for q in s.questions] for s in subs}
         per_subject = {}
         for s in subs:
-            r = rows[s.key]
+            r = [(done[(benchmark, s.key, q.id)], q.answer) for q in s.questions]  # scored against the data's key
             per_subject[s.key] = {"name": s.name, "category": s.category, "n": len(r),
-                                  "acc": 100 * sum(x["pred"] == x["answer"] for x in r) / len(r),
-                                  "acc_natural": 100 * sum(x["pred_natural"] == x["answer"] for x in r) / len(r),
-                                  "shots_min": min(x["shots"] for x in r)}
+                                  "acc": 100 * sum(x["pred"] == answer for x, answer in r) / len(r),
+                                  "acc_natural": 100 * sum(x["pred_natural"] == answer for x, answer in r) / len(r),
+                                  "shots_min": min(x["shots"] for x, _ in r)}
         cats: dict[str, list[str]] = {}
         for s in subs:
             for c in s.category.split(","):
@@ -176,7 +226,8 @@ def aggregate(loaded: dict[str, list[Subject]], done: dict, settings: EvalSettin
         natural_macro = sum(v["acc_natural"] for v in per_subject.values()) / len(per_subject)
         spec = BENCHMARKS[benchmark]
         results["benchmarks"][benchmark] = {
-            "label": spec.label, "protocol": settings.protocol(benchmark), "questions": n,
+            "label": spec.label, "protocol": settings.protocol(benchmark, max(len(s.shots) for s in subs)),
+            "questions": n,
             "average": spec.average,
             "overall": macro if spec.average == "subjects" else micro,
             "overall_other": micro if spec.average == "subjects" else macro,

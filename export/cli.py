@@ -16,50 +16,48 @@ import argparse
 import sys
 from pathlib import Path
 
-from aurora_core.cli import HelpFormatter
+from aurora_core.cli import HelpFormatter, add_config_options, config_from_args, field_docs
 from aurora_core.errors import run_main
+from aurora_core.files import writable_folder
 
-from .pipeline import TYPES, ExportError, export_gguf, export_lora, export_merged, parse_types
+from .file_types import MERGE_ONTO, TYPES
+from .pipeline import ExportConfig, ExportError, export_gguf, export_lora, export_merged
+
+DOCS = field_docs(ExportConfig)  # the options every subcommand shares are documented once, on the config
 
 
 def cmd_gguf(args) -> int:
-    outputs = export_gguf(args.base, args.adapter, args.out, parse_types(args.type), force=args.force,
-                          onto=args.merge_onto, threads=args.threads, progress=not args.no_progress,
-                          imatrix=args.imatrix)
-    for path in outputs.values():
+    result = export_gguf(config_from_args(ExportConfig, args))
+    for path in result.files.values():
         print(f"wrote {path}")
-    _say_template(next(iter(outputs.values())))
+    print(f"chat template: {result.chat_template_source}")
     return 0
-
-
-def _say_template(path: Path) -> None:
-    from aurora_core import gguf_meta
-    from aurora_core.gguf_header import read_header
-
-    print(f"chat template: {read_header(path).get(gguf_meta.CHAT_TEMPLATE_SOURCE)}")
 
 
 def cmd_imatrix(args) -> int:
     from .imatrix import SHIPPED, build, shipped_text
 
     out = Path(args.out)
+    if out.is_dir():
+        raise ExportError(f"{out}: is a folder; give --out a file name")
     if out.exists() and not args.force:
         raise ExportError(f"{out}: exists; pass --force to replace it")
+    writable_folder(out.parent, "--out folder", ExportError)
     texts = [shipped_text(t) if t in SHIPPED else Path(t) for t in args.text]
-    build(args.base, args.adapter, texts, out, args.chunk_size, args.chunks, progress=not args.no_progress)
+    build(args.base, args.adapter, texts, out, args.chunk_size, args.chunks, progress=args.progress)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_merge(args) -> int:
     out = export_merged(args.base, args.adapter, args.out, force=args.force, onto=args.merge_onto,
-                        progress=not args.no_progress)
+                        progress=args.progress)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_lora(args) -> int:
-    out = export_lora(args.base, args.adapter, args.out, force=args.force, progress=not args.no_progress)
+    out = export_lora(args.base, args.adapter, args.out, force=args.force, progress=args.progress)
     print(f"wrote {out}")
     return 0
 
@@ -97,16 +95,20 @@ def cmd_verify(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from .inspect_gguf import describe
+    from aurora_core.gguf_header import read_header
+
+    from .inspect_gguf import report
 
     path = Path(args.file)
     if not path.is_file():
         raise ExportError(f"{path}: no such file")
     try:
-        text = describe(path)
+        text, problem = report(read_header(path))
     except OSError as exc:
         raise ExportError(f"{path}: cannot read it ({exc.strerror})") from None
     print(text)
+    if problem:
+        raise ExportError(problem)  # described above, and still refused: exit 2
     return 0
 
 
@@ -119,15 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def common(p, adapter_required=False):
-        p.add_argument("--base", required=True, help="Hugging Face Mixtral checkpoint folder (sharded safetensors)")
-        p.add_argument("--adapter", required=adapter_required, help="PEFT LoRA adapter folder from aurora-train")
-        p.add_argument("--merge-onto", choices=("base", "nf4"), default="base",
-                       help="add the LoRA delta to the 16-bit base weights (base), or to their NF4 round trip, "
-                       "the weights QLoRA trained against (nf4)")
+        p.add_argument("--base", required=True, help=DOCS["base"])
+        p.add_argument("--adapter", required=adapter_required, help=DOCS["adapter"])
+        p.add_argument("--merge-onto", choices=MERGE_ONTO, default="base", help=DOCS["merge_onto"])
         no_progress(p)
 
     def no_progress(p):
-        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        p.add_argument("--no-progress", dest="progress", action="store_false", help=DOCS["progress"])
 
     def force(p, what="existing output files"):
         p.add_argument("--force", action="store_true", help=f"replace {what}")
@@ -136,13 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Merge the adapter tensor by tensor and write the GGUF directly (no merged "
                        "Hugging Face copy). f32/f16/bf16 are written directly; quantized types are made by "
                        "llama.cpp's quantizer from one F16 intermediate. With several types, FILE.gguf becomes "
-                       "FILE-TYPE.gguf (or put {type} in the name).")
-    common(g)
-    g.add_argument("--out", required=True, help="output .gguf path")
-    g.add_argument("--type", default="q4_k_m", help=f"comma list of: {', '.join(TYPES)} (default: q4_k_m)")
-    g.add_argument("--threads", type=int, default=None, help="quantizer threads (default: all cores)")
-    force(g)
-    g.add_argument("--imatrix", help="importance matrix (aurora-export imatrix) for the quantizer; needed by iq* types")
+                       "FILE-TYPE.gguf (or put {type} in the name).",
+                       formatter_class=HelpFormatter,
+                       epilog="types: " + ", ".join(TYPES))
+    add_config_options(g, ExportConfig, flags={"types": "--type"}, types={"threads": int},
+                       choices={"merge_onto": MERGE_ONTO})
     g.set_defaults(func=cmd_gguf)
 
     im = sub.add_parser("imatrix", help="collect an importance matrix from text, for the quantizer",

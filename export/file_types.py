@@ -1,4 +1,5 @@
-"""The GGUF types `aurora-export` writes: one table, without torch (the command line and the size check read it).
+"""The GGUF types `aurora-export` writes and the weights it merges onto: tables without torch (the command
+line, the export config and the size check read them).
 
 Float types are written directly by `gguf_model`; the others are made by llama.cpp's quantizer (`quantize`)
 from one F16 intermediate.
@@ -35,3 +36,6 @@ QUANT_TYPES = {
 }
 NEEDS_IMATRIX = tuple(t for t in QUANT_TYPES if t.startswith("iq"))
 TYPES = tuple(FLOAT_TYPES) + tuple(QUANT_TYPES)
+
+# What the LoRA delta is added to: the 16-bit base weights, or their NF4 round trip (what QLoRA trained against).
+MERGE_ONTO = ("base", "nf4")

@@ -274,3 +274,7 @@ def write_model_gguf(path: Path, merger: Merger, out_type: str, progress: bool =
 
 def model_nbytes(merger: Merger, out_type: str) -> int:
     return sum(_nbytes(t.shape, t.ggml_type) for t in plan_model(merger, out_type))
+
+
+def model_parameters(merger: Merger) -> int:
+    return sum(int(np.prod(t.shape)) for t in plan_model(merger, "f32"))

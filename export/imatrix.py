@@ -42,6 +42,23 @@ class Imatrix:
     datasets: list[str] = field(default_factory=list)
     chunk_count: int = 0
     chunk_size: int = 0
+    path: Path | None = None  # the file it was read from, for messages
+
+    def check_against(self, s) -> None:
+        """Every weight it covers exists in a model of shape `s` with the same input width and matrix count."""
+        from aurora_core import mixtral
+
+        widths = {}
+        for ref in mixtral.tensors(s):
+            shape = ref.shape(s)
+            if len(shape) == 2:
+                widths[ref.gguf_name] = (s.num_experts if ref.xid is not None else 1, shape[-1])
+        for name, sums in self.sums.items():
+            if widths.get(name) != sums.shape:
+                want = widths.get(name)
+                raise ImatrixError(f"{self.path}: {name} is {sums.shape[0]} x {sums.shape[1]} here but "
+                                   + (f"{want[0]} x {want[1]} in this model" if want else "not in this model")
+                                   + "; make the importance matrix for this base with aurora-export imatrix")
 
     def add(self, name: str, n_mat: int, mat: int, x) -> None:
         """Accumulate the squared activations x (..., n_in) of matrix `mat` of weight `name`."""
@@ -63,18 +80,32 @@ class Imatrix:
 
 def text_of(path: Path) -> str:
     """Plain text, or the conversations of an aurora-data JSONL file (their turns' text)."""
+    if path.is_dir():
+        raise ImatrixError(f"{path}: is a folder; pass --text the text files inside it")
     if not path.is_file():
         raise ImatrixError(f"{path}: no such text file")
-    raw = path.read_text(encoding="utf-8", errors="replace")
+    data = path.read_bytes()
+    if data.startswith(b"GGUF"):
+        raise ImatrixError(f"{path}: is a GGUF file, not calibration text; pass a UTF-8 text file")
+    if b"\0" in data:
+        raise ImatrixError(f"{path}: holds NUL bytes, so it is binary, not text; pass a UTF-8 text file")
+    try:
+        raw = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImatrixError(f"{path}: not UTF-8 text (byte {exc.start}); convert it to UTF-8 "
+                           "(e.g. iconv -f GBK -t UTF-8)") from None
     if path.suffix == ".jsonl":
         parts = []
         for line in raw.splitlines():
             try:
                 row = json.loads(line)
-                parts += [t["content"] for t in row.get("turns", [])]
-            except (ValueError, TypeError, KeyError):
+                parts += [t["content"] for t in row.get("turns", []) if isinstance(t["content"], str)]
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
                 continue
-        return "\n".join(parts)
+        raw = "\n".join(parts)
+    if not raw.strip():
+        raise ImatrixError(f"{path}: holds no text" + (" (no aurora-data conversations)" if path.suffix == ".jsonl"
+                                                          else "") + "; pass calibration text")
     return raw
 
 
@@ -188,19 +219,31 @@ def read(path: Path) -> Imatrix:
     import gguf
 
     from aurora_core.gguf_header import GGUFHeaderError, read_header
+    from aurora_core.model_check import tensor_nbytes
 
+    if path.is_dir():
+        raise ImatrixError(f"{path}: is a folder, not an importance matrix; pass the imatrix.gguf file")
+    if not path.is_file():
+        raise ImatrixError(f"{path}: no such file; make one with aurora-export imatrix")
     try:
         header = read_header(path)
     except GGUFHeaderError as exc:
         raise ImatrixError(str(exc)) from None
+    end = header.data_start + max((t.offset + tensor_nbytes(t, path) for t in header.tensors), default=0)
+    if end > header.file_size:
+        raise ImatrixError(f"{path}: truncated ({header.file_size:,} bytes, its tensors need {end:,}); make it again "
+                           "with aurora-export imatrix")
     if header.get("general.type") != "imatrix":
         raise ImatrixError(f"{path}: general.type is {header.get('general.type')!r}, not an importance matrix; "
                            "make one with aurora-export imatrix")
     reader = gguf.GGUFReader(str(path))
     out = Imatrix(chunk_count=int(header.get("imatrix.chunk_count", 0)),
-                  chunk_size=int(header.get("imatrix.chunk_size", 0)))
+                  chunk_size=int(header.get("imatrix.chunk_size", 0)), path=path)
     tensors = {t.name: np.asarray(t.data, dtype=np.float64) for t in reader.tensors}
     for name, data in tensors.items():
+        if not np.isfinite(data).all() or (data < 0).any():
+            raise ImatrixError(f"{path}: tensor {name} holds negative, NaN or inf values (sums of squares and counts "
+                               "cannot be); make the importance matrix again")
         if name.endswith(".in_sum2"):
             weight = name[: -len(".in_sum2")]
             counts = tensors.get(weight + ".counts")

@@ -93,6 +93,13 @@ def load_adapter(folder: str | Path) -> LoraAdapter:
         raise AdapterError(f"{cfg_path}: 'r' and 'lora_alpha' must be numbers") from None
     if r < 1:
         raise AdapterError(f"{cfg_path}: r = {r} must be at least 1; the adapter config is corrupt")
+    if not math.isfinite(alpha) or alpha <= 0:
+        raise AdapterError(f"{cfg_path}: lora_alpha = {alpha} must be a positive finite number; the adapter config "
+                           "is corrupt")
+    for key, tensor in raw.items():  # every command refuses a corrupt adapter here, before any work
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise AdapterError(f"{weights}: tensor {key} holds NaN or inf; the adapter is corrupt (retrain, or "
+                               "resume from an earlier checkpoint)")
     adapter = LoraAdapter(folder=folder, r=r, alpha=alpha,
                           use_rslora=bool(cfg.get("use_rslora", False)),
                           target_modules=list(cfg.get("target_modules") or []),

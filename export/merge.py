@@ -25,9 +25,9 @@ from aurora_core.errors import AuroraError
 from aurora_core.files import new_folder
 
 from .checkpoint import INDEX_FILE, Checkpoint
+from .file_types import MERGE_ONTO
 from .lora import LoraAdapter, check_against, nf4_roundtrip
 
-ONTO = ("base", "nf4")
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "generation_config.json")
 
@@ -36,7 +36,7 @@ class Merger:
     """Merged tensors of base + adapter, computed one at a time in float32."""
 
     def __init__(self, base: Checkpoint, adapter: LoraAdapter | None = None, onto: str = "base") -> None:
-        if onto not in ONTO:
+        if onto not in MERGE_ONTO:
             raise AuroraError(f"--merge-onto {onto!r}: choose base or nf4")
         if adapter is not None:
             check_against(adapter, base)

@@ -1,6 +1,8 @@
 """The export stage's library entries: what `aurora-export`, the tests, the demo and the benchmarks call.
 
-    paths = export_gguf("Mixtral-8x7B-Instruct-v0.1", "runs/aurora/adapter", "aurora.gguf", ["f16", "q4_k_m"])
+    result = export_gguf(ExportConfig("Mixtral-8x7B-Instruct-v0.1", "aurora.gguf", adapter="runs/aurora/adapter",
+                                      types="f16,q4_k_m"))
+    result.files  # {"f16": Path("aurora-f16.gguf"), "q4_k_m": Path("aurora-q4_k_m.gguf")}
 
 Every check that can fail (the base, the adapter, the outputs, the free disk space) runs before the
 long work starts; outputs are written under temporary names and renamed when complete.
@@ -9,12 +11,13 @@ long work starts; outputs are written under temporary names and renamed when com
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from aurora_core.errors import AuroraError
 from aurora_core.files import writable_folder
 
-from .file_types import FLOAT_TYPES, INTERMEDIATE, NEEDS_IMATRIX, QUANT_TYPES, TYPES
+from .file_types import FLOAT_TYPES, INTERMEDIATE, MERGE_ONTO, NEEDS_IMATRIX, QUANT_TYPES, TYPES
 
 
 class ExportError(AuroraError):
@@ -56,35 +59,80 @@ def check_outputs(paths: list[Path], need_bytes: int, force: bool) -> None:
                           f"{free / 2**30:.2f} GiB; free some space or choose another --out")
 
 
-def export_gguf(base: str | Path, adapter: str | Path | None, out: str | Path, types: list[str],
-                force: bool = False, onto: str = "base", threads: int | None = None,
-                progress: bool = True, imatrix: str | Path | None = None) -> dict[str, Path]:
-    """Merge base + adapter and write one GGUF per type; returns {type: path}. `imatrix` (an imatrix.gguf)
-    guides llama.cpp's quantizer and unlocks the i-quants."""
-    from .gguf_model import model_nbytes, write_model_gguf
+@dataclass
+class ExportConfig:
+    """One `aurora-export gguf` run; checked when made, so a wrong value fails before any work."""
+
+    base: str
+    """Hugging Face Mixtral checkpoint folder (sharded safetensors)."""
+    out: str
+    """Output .gguf path; with several types FILE.gguf becomes FILE-TYPE.gguf (or put {type} in the name)."""
+    adapter: str | None = None
+    """PEFT LoRA adapter folder from aurora-train (none: the base alone)."""
+    types: tuple[str, ...] | str = "q4_k_m"
+    """File types, one GGUF each, as a comma list: f32, f16, bf16 (written directly) or llama.cpp quant types
+    (listed below)."""
+    merge_onto: str = "base"
+    """Add the LoRA delta to the 16-bit base weights (base), or to their NF4 round trip, the weights QLoRA
+    trained against (nf4)."""
+    imatrix: str | None = None
+    """Importance matrix (aurora-export imatrix) for the quantizer; needed by the iq* types."""
+    threads: int | None = None
+    """Quantizer threads (default: all cores)."""
+    force: bool = False
+    """Replace existing output files."""
+    progress: bool = True
+    """Show progress bars on standard error; --no-progress turns them off."""
+
+    def __post_init__(self) -> None:
+        self.types = tuple(parse_types(self.types if isinstance(self.types, str) else ",".join(self.types)))
+        if self.merge_onto not in MERGE_ONTO:
+            raise ExportError(f"--merge-onto {self.merge_onto!r}: choose {' or '.join(MERGE_ONTO)}")
+        if self.threads is not None and self.threads < 1:
+            raise ExportError(f"--threads {self.threads}: must be at least 1")
+        needs = [t for t in self.types if t in NEEDS_IMATRIX]
+        if needs and self.imatrix is None:
+            raise ExportError(f"--type {needs[0]} needs an importance matrix; make one with `aurora-export imatrix` "
+                              "and pass --imatrix FILE")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote."""
+
+    files: dict[str, Path]
+    """One GGUF per type, in the order asked."""
+    chat_template_source: str
+    """Where the chat template written into the files came from (the adapter's, the base's, Aurora's)."""
+    parameters: int
+    """Parameters of the merged model."""
+
+
+def export_gguf(config: ExportConfig) -> ExportResult:
+    """Merge base + adapter and write one GGUF per type. An importance matrix guides llama.cpp's quantizer
+    and unlocks the i-quants."""
+    from .gguf_model import chat_template_for, model_nbytes, model_parameters, write_model_gguf
     from .merge import Merger
     from .quantize import quantize
 
-    types = parse_types(",".join(types))
-    needs = [t for t in types if t in NEEDS_IMATRIX]
-    if needs and imatrix is None:
-        raise ExportError(f"--type {needs[0]} needs an importance matrix; make one with `aurora-export imatrix` "
-                          "and pass --imatrix FILE")
+    types, progress, threads = list(config.types), config.progress, config.threads
     importance = None
-    if imatrix is not None:
+    if config.imatrix is not None:
         from .imatrix import read
 
-        importance = read(Path(imatrix))
-    merger = Merger.open(base, adapter, onto)
-    outputs = output_paths(Path(out), types)
+        importance = read(Path(config.imatrix))
+    merger = Merger.open(config.base, config.adapter, config.merge_onto)
+    if importance is not None:
+        importance.check_against(merger.base.shape)
+    outputs = output_paths(Path(config.out), types)
     quant = [t for t in types if t in QUANT_TYPES]
     f16_bytes = model_nbytes(merger, INTERMEDIATE)
-    n_params = f16_bytes // 2
+    n_params = model_parameters(merger)
     need = sum(model_nbytes(merger, t) for t in types if t in FLOAT_TYPES)
     need += sum(int(n_params * QUANT_TYPES[t][1] / 8) for t in quant)
     if quant and INTERMEDIATE not in types:
         need += f16_bytes
-    check_outputs(list(outputs.values()), need, force)
+    check_outputs(list(outputs.values()), need, config.force)
 
     for t in (t for t in types if t in FLOAT_TYPES):
         write_model_gguf(outputs[t], merger, t, progress)
@@ -100,7 +148,8 @@ def export_gguf(base: str | Path, adapter: str | Path | None, out: str | Path, t
         finally:
             if temporary:
                 source.unlink(missing_ok=True)
-    return outputs
+    _, template_source = chat_template_for(merger.base.folder, merger.adapter.folder if merger.adapter else None)
+    return ExportResult(outputs, template_source, n_params)
 
 
 def export_merged(base: str | Path, adapter: str | Path, out: str | Path, force: bool = False,

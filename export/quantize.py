@@ -68,7 +68,9 @@ def quantize(src: Path, dst: Path, qtype: str, threads: int | None = None, progr
                 bar.update(max(0, min(done, expected) - bar.n))
             bar.update(expected - bar.n)
         if result.get("rc", 1) != 0:
-            raise QuantizeError(f"{src}: llama.cpp could not quantize to {qtype} (status {result.get('rc')})")
+            guided = f" with the importance matrix {imatrix.path}" if imatrix is not None else ""
+            raise QuantizeError(f"{dst}: llama.cpp could not quantize to {qtype}{guided} (status {result.get('rc')})"
+                                + ("; is the importance matrix made for this model?" if guided else ""))
         os.replace(tmp, dst)
         del keep_alive
     finally:

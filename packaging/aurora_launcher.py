@@ -9,6 +9,10 @@ import sys
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["import-chats"]:  # the window's import, in a process of its own (no llama.cpp, no Qt)
+        from aurora_desktop.import_chats import main as import_chats
+
+        return import_chats(sys.argv[2:])
     from aurora_desktop import cpu
 
     try:

@@ -154,6 +154,7 @@ def test_export_import_round_trip(qtbot, window, tmp_path):
     assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
     assert "## Aurora" in (tmp_path / "one.md").read_text()
     window.import_chats(str(tmp_path / "one.json"))
+    qtbot.waitUntil(lambda: window.importer is None)
     assert window.store.export_json(window.conv_id) == data and len(window.store.conversations()) == 2
 
 
@@ -521,3 +522,51 @@ def test_purge_waits_for_the_undo_window(tmp_path):
     store.delete(a)
     assert store.purge() == 1 and not store.exists(a)
     store.close()
+
+
+# ---------------------------------------------------------------- hostile input in the window
+
+
+def test_import_runs_apart_is_all_or_nothing_and_says_why(qtbot, bare_window, dialogs, tmp_path):
+    from PySide6.QtCore import QTimer
+
+    w = bare_window
+    chat = {"title": "好", "messages": [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！"}]}
+    cases = {"deep.json": "[" * 100_000 + "]" * 100_000,
+             "second-breaks.json": json.dumps([chat, {"messages": [{"role": "assistant", "content": "x"}]}]),
+             "gbk.json": None}
+    (tmp_path / "gbk.json").write_bytes(json.dumps(chat, ensure_ascii=False).encode("gbk"))
+    for name, text in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        w.import_chats(str(tmp_path / name))
+        qtbot.waitUntil(lambda: w.importer is None, timeout=60000)
+        title, message = dialogs[-1]
+        assert title == "Import failed" and message.startswith(str(tmp_path / name)) and "\n" not in message
+    assert w.store.conversations() == []  # not the first chat of second-breaks.json either
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps([dict(chat, title=f"第{i}个") for i in range(3000)], ensure_ascii=False))
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(w.importer is not None))
+    timer.start(10)
+    w.import_chats(str(many))
+    qtbot.waitUntil(lambda: w.importer is None, timeout=60000)
+    timer.stop()
+    assert sum(ticks) >= 5  # the window went on handling events while the import ran
+    assert len(w.store.conversations()) == 3000 and w.conv_id == w.store.conversations()[0].id
+
+
+def test_a_model_name_is_plain_text_and_short(qtbot, bare_window, exported, tmp_path):
+    import gguf
+    from hostile.gguf_forge import rewrite
+
+    name = "<h1 style='font-size:90px'>大标题</h1>" + "名" * (5 << 20)
+    model = rewrite(exported["f16"], tmp_path / "named.gguf", {"general.name": (name, gguf.GGUFValueType.STRING)})
+    w = bare_window
+    w.load_model(str(model), EngineConfig(n_ctx=512, n_threads=2))
+    qtbot.waitUntil(lambda: w.engine is not None, timeout=60000)
+    w.update_status()
+    shown = w.model_label.text()
+    assert w.model_label.textFormat() == Qt.TextFormat.PlainText
+    assert shown.startswith("<h1 style=") and shown.endswith("…") and len(shown) == 120

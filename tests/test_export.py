@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -411,11 +412,32 @@ def test_without_an_adapter_the_base_keeps_its_own_template(export_kit, tmp_path
 
 
 def test_export_gguf_is_the_library_entry(export_kit, export_adapter, tmp_path):
-    from aurora_export.pipeline import export_gguf
+    from aurora_export.pipeline import ExportConfig, export_gguf
 
-    paths = export_gguf(export_kit, export_adapter, tmp_path / "m.gguf", ["f16", "q8_0"], progress=False)
-    assert paths == {"f16": tmp_path / "m-f16.gguf", "q8_0": tmp_path / "m-q8_0.gguf"}
-    assert all(p.is_file() for p in paths.values())
+    result = export_gguf(ExportConfig(export_kit, tmp_path / "m.gguf", adapter=export_adapter,
+                                      types=("f16", "q8_0"), progress=False))
+    assert result.files == {"f16": tmp_path / "m-f16.gguf", "q8_0": tmp_path / "m-q8_0.gguf"}
+    assert all(p.is_file() for p in result.files.values())
+    assert result.chat_template_source == str(Path(export_adapter) / "chat_template.jinja")
+    import gguf
+
+    from aurora_core import gguf_meta
+
+    assert gguf_meta.read_metadata(result.files["q8_0"])[gguf_meta.CHAT_TEMPLATE_SOURCE] == result.chat_template_source
+    assert result.parameters == sum(int(t.n_elements) for t in gguf.GGUFReader(str(result.files["f16"])).tensors)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(types="q4_k_m,q9"), "--type 'q4_k_m,q9': unknown type q9"),
+    (dict(types="iq2_xxs"), "--type iq2_xxs needs an importance matrix"),
+    (dict(merge_onto="fp8"), "--merge-onto 'fp8': choose base or nf4"),
+    (dict(threads=0), "--threads 0: must be at least 1"),
+])
+def test_export_config_refuses_a_wrong_value_when_made(change, message):
+    from aurora_export.pipeline import ExportConfig, ExportError
+
+    with pytest.raises(ExportError, match=re.escape(message)):
+        ExportConfig("base", "out.gguf", **change)
 
 
 def test_kl_reference_is_chosen_by_the_header_not_the_name(exported, tmp_path):

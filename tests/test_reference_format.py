@@ -124,13 +124,13 @@ def test_apply_chat_template_on_the_real_tokenizer_gives_the_same_ids(hf_tokeniz
 @pytest.fixture(scope="module")
 def real_vocab_gguf(tmp_path_factory):
     """A tiny Mixtral with the real 32,000-piece tokenizer, exported by aurora-export."""
-    from aurora_export.pipeline import export_gguf
+    from aurora_export.pipeline import ExportConfig, export_gguf
     from aurora_training.tiny import TinyBaseConfig, write_tiny_base
 
     root = tmp_path_factory.mktemp("real-vocab")
     base = write_tiny_base(root / "base", TinyBaseConfig(hidden=32, intermediate=64, heads=2, kv_heads=1,
                                                           tokenizer=str(REAL_TOKENIZER)))
-    return export_gguf(base, None, root / "real.gguf", ["f32"], progress=False)["f32"]
+    return export_gguf(ExportConfig(base, root / "real.gguf", types="f32", progress=False)).files["f32"]
 
 
 def test_llama_cpp_tokenizes_the_real_vocabulary_like_sentencepiece(real_vocab_gguf, sp):

@@ -11,7 +11,7 @@ import argparse
 import sys
 from dataclasses import fields
 
-from aurora_core.cli import HelpFormatter, field_docs
+from aurora_core.cli import HelpFormatter, add_config_options, config_from_args, field_docs
 from aurora_core.errors import AuroraError, run_main
 
 from .config import TrainConfig
@@ -20,7 +20,7 @@ from .tiny import TinyBaseConfig, write_tiny_base
 
 def _tiny_base(args: argparse.Namespace) -> int:
     try:
-        cfg = TinyBaseConfig(**{f.name: getattr(args, f.name) for f in fields(TinyBaseConfig)})
+        cfg = config_from_args(TinyBaseConfig, args)
     except ValueError as exc:
         raise AuroraError(str(exc)) from None
     out = write_tiny_base(args.out, cfg, force=args.force)
@@ -46,11 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tiny.add_argument("--out", required=True, help="output folder (created; must be empty unless --force)")
     tiny.add_argument("--force", action="store_true", help="replace an existing non-empty output folder")
-    defaults = TinyBaseConfig()
-    for f in fields(TinyBaseConfig):
-        flag = "--" + f.name.replace("_", "-")
-        tiny.add_argument(flag, dest=f.name, type=type(getattr(defaults, f.name)), default=getattr(defaults, f.name),
-                          help=field_docs(TinyBaseConfig)[f.name])
+    add_config_options(tiny, TinyBaseConfig)
     tiny.set_defaults(func=_tiny_base)
 
     run = sub.add_parser(
@@ -118,7 +114,17 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_main("aurora-train", lambda: _dispatch(build_parser().parse_args(argv)))
+    return run_main("aurora-train", lambda: _dispatch(_parse(build_parser(), argv)))
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Options may come anywhere: `run CONFIG --resume key=value` keeps key=value as an override."""
+    args, rest = parser.parse_known_args(argv)
+    if rest and hasattr(args, "overrides") and all("=" in r and not r.startswith("-") for r in rest):
+        args.overrides += rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
 
 
 def _dispatch(args: argparse.Namespace) -> int:

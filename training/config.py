@@ -13,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from aurora_core import mixtral
 from aurora_core.errors import AuroraError
+from aurora_core.files import MAX_JSON_DEPTH, too_deep
 
 
 class ConfigError(AuroraError):
@@ -121,11 +123,17 @@ class TrainConfig:
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be at least 1"),
             (self.save_every >= 1 and self.log_every >= 1, "save_every and log_every must be at least 1"),
             (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
+            (0 <= self.weight_decay, "weight_decay must be 0 or a positive number"),
             (self.lr_scheduler in ("cosine", "constant"), "lr_scheduler must be cosine or constant"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.compute_dtype in ("bfloat16", "float16", "float32"), "compute_dtype must be bfloat16, float16 or float32"),
             (bool(self.target_modules), "target_modules must name at least one module"),
         ]
+        unknown = [m for m in self.target_modules if m not in LORA_MODULES]
+        if unknown:
+            hint = difflib.get_close_matches(str(unknown[0]), LORA_MODULES, n=1)
+            checks.append((False, f"target_modules: {unknown[0]!r} is no linear module of Mixtral"
+                           + (f" (did you mean {hint[0]!r}?)" if hint else f"; choose from {', '.join(LORA_MODULES)}")))
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
@@ -135,6 +143,10 @@ class TrainConfig:
 
 
 OPTIMIZERS = ("paged_adamw_8bit", "adamw_8bit", "paged_adamw", "adamw")
+# Leaf names of Mixtral's linear modules (the names peft's target_modules matches), from aurora_core's table.
+LORA_MODULES = tuple(sorted({spec.module for spec in mixtral.ALL_SPECS
+                             if spec.module and len(spec.shape(mixtral.MIXTRAL_8X7B)) == 2}))
+MAX_WHOLE = 2**31 - 1  # integer keys (steps, sizes, seed) fit a C int
 
 
 def _coerce(name: str, value, default):
@@ -154,10 +166,51 @@ def _coerce(name: str, value, default):
         if isinstance(value, list):
             return value
         raise ConfigError(f"{name}: expected a list, got {value!r}")
+    if kind is int:
+        if isinstance(value, str):
+            try:
+                value = float(value) if any(c in value for c in ".eE") else int(value)
+            except ValueError:
+                raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value != int(value):
+            raise ConfigError(f"{name}: expected a whole number, got {value!r}")
+        if abs(value) > MAX_WHOLE:
+            raise ConfigError(f"{name}: {value!r} is out of range (at most {MAX_WHOLE:,})")
+        return int(value)
     try:
-        return kind(value)
+        value = kind(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected a {kind.__name__}, got {value!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+    return value
+
+
+def _parse_yaml(text: str, where: str):
+    """YAML parsed within MAX_JSON_DEPTH levels, or a ConfigError naming `where`."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({exc})".replace("\n", " ")) from None
+    except RecursionError:
+        value = None
+        deep = True
+    else:
+        deep = too_deep(value)
+    if deep:
+        raise ConfigError(f"{where}: nested more than {MAX_JSON_DEPTH} levels deep; a training config is flat")
+    return value
+
+
+def _read_yaml(path: Path):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    return _parse_yaml(text, str(path))
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), validate: bool = True) -> TrainConfig:
@@ -171,10 +224,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), validate: bo
         source = str(path)
         if not path.is_file():
             raise ConfigError(f"{path}: no such config file")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
+        loaded = _read_yaml(path) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of keys to values")
         values.update(loaded)
@@ -182,7 +232,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), validate: bo
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"override {item!r}: write key=value")
-        values[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        values[key.strip()] = _parse_yaml(value, f"override {item!r}") if value.strip() else ""
     resolved = {}
     for key, value in values.items():
         if key not in known:

@@ -10,6 +10,7 @@ in `assets/corpus.txt` with the real Mixtral tokenizer's settings. Same seed, sa
 from __future__ import annotations
 
 import io
+import re
 import json
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from aurora_core.chat_format import BOS, CHAT_TEMPLATE, EOS, UNK
 from aurora_core.files import new_folder
+from aurora_core.mixtral import MixtralShape
 
 
 @dataclass
@@ -51,17 +53,7 @@ class TinyBaseConfig:
     """A SentencePiece tokenizer.model to use instead of training one (e.g. the real Mixtral tokenizer)."""
 
     def __post_init__(self) -> None:
-        for name in ("layers", "hidden", "intermediate", "heads", "kv_heads", "experts", "top_k"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.hidden % self.heads:
-            raise ValueError(f"--hidden {self.hidden} must be divisible by --heads {self.heads}")
-        if self.heads % self.kv_heads:
-            raise ValueError(f"--heads {self.heads} must be divisible by --kv-heads {self.kv_heads}")
-        if (self.hidden // self.heads) % 2:
-            raise ValueError("head size (hidden / heads) must be even for rotary embeddings")
-        if self.top_k > self.experts:
-            raise ValueError(f"--top-k {self.top_k} cannot exceed --experts {self.experts}")
+        self.shape()
         if self.shards < 2:
             raise ValueError("--shards must be at least 2 (the real checkpoint is sharded)")
         if self.vocab < 300:
@@ -70,6 +62,23 @@ class TinyBaseConfig:
             raise ValueError(f"--tokenizer {self.tokenizer}: no such file; pass a SentencePiece tokenizer.model")
         if self.dtype not in ("bfloat16", "float16", "float32"):
             raise ValueError(f"--dtype {self.dtype!r}: choose bfloat16, float16 or float32")
+
+
+    def shape(self, vocab_size: int = 32000) -> MixtralShape:
+        """The Mixtral shape these knobs make, checked by MixtralShape's own rules (messages name our flags)."""
+        try:
+            return MixtralShape(vocab_size=vocab_size, hidden_size=self.hidden, intermediate_size=self.intermediate,
+                                num_layers=self.layers, num_heads=self.heads, num_kv_heads=self.kv_heads,
+                                num_experts=self.experts, experts_per_token=self.top_k, context_length=self.context)
+        except ValueError as exc:
+            raise ValueError(_SHAPE_FIELD.sub(lambda m: SHAPE_FLAGS[m.group(0)], str(exc))) from None
+
+
+# MixtralShape's field names -> this kit's flags, for its error messages.
+SHAPE_FLAGS = {"hidden_size": "--hidden", "intermediate_size": "--intermediate", "num_layers": "--layers",
+               "num_heads": "--heads", "num_kv_heads": "--kv-heads", "num_experts": "--experts",
+               "experts_per_token": "--top-k", "context_length": "--context", "vocab_size": "--vocab"}
+_SHAPE_FIELD = re.compile(r"\b(" + "|".join(SHAPE_FLAGS) + r")\b")
 
 
 def corpus_lines() -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel, QPlainTextEdit, QSpinBox,
     QVBoxLayout,
@@ -17,6 +18,7 @@ from aurora_core.model_check import ModelInfo, available_memory, check_gguf
 from .i18n import tr
 
 GiB = 2**30
+LABEL_CHARS = 200  # a value from the file, shown in a label (the file's own strings can be megabytes)
 
 
 def describe_model(info: ModelInfo) -> list[tuple[str, str]]:
@@ -36,10 +38,11 @@ def describe_model(info: ModelInfo) -> list[tuple[str, str]]:
                        (gguf_meta.TRAIN_DATA_SHA256, tr("Training data SHA-256")),
                        (gguf_meta.TRAIN_STEPS, tr("Training steps"))):
         if meta.get(key) is not None:
-            value = str(meta[key])
-            rows.append((label, value[:16] + "…" if key == gguf_meta.TRAIN_DATA_SHA256 else value))
+            limit = 17 if key == gguf_meta.TRAIN_DATA_SHA256 else LABEL_CHARS
+            rows.append((label, gguf_meta.escape_control(meta[key], limit)))
     if datasets:
-        rows.append((tr("Datasets"), ", ".join(gguf_meta.escape_control(d) for d in datasets)))
+        rows.append((tr("Datasets"), gguf_meta.escape_control(", ".join(str(d)[:LABEL_CHARS] for d in datasets[:20]),
+                                                             LABEL_CHARS)))
     from ..cpu import describe
 
     rows.append((tr("llama.cpp build"), describe()))
@@ -58,6 +61,7 @@ class ModelPanel(QDialog):
         form = QFormLayout()
         for label, value in describe_model(self.info):
             v = QLabel(value)
+            v.setTextFormat(Qt.TextFormat.PlainText)  # the file's text, never markup
             v.setWordWrap(True)
             form.addRow(label + ":", v)
         layout.addLayout(form)
@@ -96,12 +100,12 @@ class ModelPanel(QDialog):
         self.update_need()
 
     def update_need(self) -> None:
-        info = check_gguf(self.path, n_ctx=self.ctx.value(), memory=1 << 62,
-                          kv_bytes_per_element=KV_BYTES_PER_ELEMENT[self.kv.currentText()])
-        need, have = info.file_size + info.kv_cache_bytes, available_memory()
+        info = self.info  # the KV cache grows linearly with the context and the bytes per element
+        kv = int(info.kv_cache_bytes * self.ctx.value() / info.n_ctx * KV_BYTES_PER_ELEMENT[self.kv.currentText()] / 2)
+        need, have = info.file_size + kv, available_memory()
         self.need.setText(tr("Loading needs about {need:.2f} GiB (weights {w:.2f} + KV cache {kv:.2f}); "
                              "{have:.1f} GiB is free.").format(need=need / GiB, w=info.file_size / GiB,
-                                                               kv=info.kv_cache_bytes / GiB, have=have / GiB))
+                                                               kv=kv / GiB, have=have / GiB))
         self.need.setProperty("warning", need > have)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(need <= have)
 

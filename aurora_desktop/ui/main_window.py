@@ -24,7 +24,7 @@ from .composer import SEND_CTRL_ENTER, SEND_ENTER, Composer
 from .dialogs import ChatSettingsDialog, ModelPanel
 from .i18n import tr
 from .welcome import WelcomePanel
-from .worker import GenerationThread, LoadThread
+from .worker import GenerationThread, ImportThread, LoadThread
 
 RENDER_MS = 50  # at most ~20 renders a second while an answer streams
 SAVE_EVERY_S = 1.0  # the growing answer is written to the database about once a second
@@ -50,6 +50,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.engine: ChatEngine | None = None
         self.loader: LoadThread | None = None
+        self.importer: ImportThread | None = None
         self.streaming: Streaming | None = None
         self.conv_id: int | None = None
         self.reply_ids: dict[int, list[int]] = {}  # answer id -> sampled ids (still in the KV cache)
@@ -110,6 +111,7 @@ class MainWindow(QMainWindow):
         self.model_button.clicked.connect(self.choose_model)
         self.chat_title = QLabel()
         self.chat_title.setObjectName("chatTitle")
+        self.chat_title.setTextFormat(Qt.TextFormat.PlainText)
         self.settings_button = QToolButton()
         self.settings_button.clicked.connect(self.edit_chat_settings)
         top.addWidget(self.chat_title, 1)
@@ -151,6 +153,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(split)
 
         self.model_label, self.ctx_label, self.speed_label = QLabel(), QLabel(), QLabel()
+        self.model_label.setTextFormat(Qt.TextFormat.PlainText)  # a model's name is the file's text, not markup
         for w in (self.model_label, self.ctx_label, self.speed_label):
             self.statusBar().addPermanentWidget(w)
         self.undo_button = QToolButton()
@@ -681,23 +684,31 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getOpenFileName(self, tr("Import JSON"), "", tr("JSON (*.json)"))
             if not path:
                 return
-        try:
-            if Path(path).stat().st_size > 256 * 2**20:
-                raise AuroraError(f"{path}: larger than 256 MiB; not a chat export")
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            ids = self.store.import_json(data, path)
-        except (OSError, ValueError, AuroraError) as exc:
-            QMessageBox.warning(self, tr("Import failed"), str(exc))
-            return
+        self.importer = ImportThread(self.store.path, path, self)
+        self.importer.imported.connect(self._imported)
+        self.importer.failed.connect(self._import_failed)
+        self.statusBar().showMessage(tr("Importing {path}…").format(path=Path(path).name))
+        self.importer.start()
+
+    def _imported(self, ids: list) -> None:
+        self.importer = None
+        self.statusBar().clearMessage()
         self.refresh_list()
         if ids:
             self.open_chat(ids[-1])
+
+    def _import_failed(self, message: str) -> None:
+        self.importer = None
+        self.statusBar().clearMessage()
+        QMessageBox.warning(self, tr("Import failed"), message)
 
     def closeEvent(self, event) -> None:
         self._stop_streaming()
         if self.loader is not None:
             self.loader.cancelled = True
             self.loader.wait()
+        if self.importer is not None:  # an import finishes whole (or not at all) before the window goes
+            self.importer.wait()
         if self.engine is not None:
             self.engine.close()
             self.engine = None

@@ -1,11 +1,16 @@
-"""The engine off the GUI thread: one thread loads a model, one streams an answer; both talk through signals."""
+"""Long work off the GUI thread: loading a model, streaming an answer, importing chats; each talks through signals."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
 
 from PySide6.QtCore import QThread, Signal
 
 from aurora_core.errors import AuroraError
 
+from .. import import_chats
 from ..conversation import Conversation
 from ..engine import ChatEngine, EngineConfig, SamplingSettings, consume
 
@@ -63,3 +68,23 @@ class LoadThread(QThread):
             engine.close()
             return
         self.loaded.emit(engine)
+
+
+class ImportThread(QThread):
+    """Imports an exported chat file through `aurora_desktop.import_chats` in a process of its own (so a 200 MB
+    file never stalls the window): `imported(ids)` when the whole file is in, `failed(message)` when none of it is."""
+
+    imported = Signal(list)
+    failed = Signal(str)
+
+    def __init__(self, database: Path, path: str, parent=None) -> None:
+        super().__init__(parent)
+        self.database, self.path = database, path
+
+    def run(self) -> None:
+        result = subprocess.run(import_chats.command(self.database, self.path), capture_output=True, text=True)
+        if result.returncode == 0:
+            self.imported.emit(json.loads(result.stdout))
+        else:
+            lines = result.stderr.strip().splitlines()
+            self.failed.emit(lines[-1] if lines else f"{self.path}: the import stopped (exit {result.returncode})")

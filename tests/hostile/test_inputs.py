@@ -8,42 +8,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
 import pytest
 
-BIN = Path(sysconfig.get_path("scripts"))
-
-
-def run(cmd: str, *argv, timeout: int = 300, **kw) -> subprocess.CompletedProcess:
-    """The command with its progress bars off (they would share stderr with the one line checked)."""
-    quiet = ["--no-progress"] if cmd in ("aurora-data", "aurora-export", "aurora-train") and argv[:1] != ("--help",) else []
-    return subprocess.run([str(BIN / cmd), *map(str, argv), *quiet], capture_output=True, text=True,
-                          timeout=timeout, **kw)
-
-
-def one_line(result: subprocess.CompletedProcess, *needles: str) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert len(lines) == 1 and ": error: " in lines[0], result.stderr[-2000:]
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+from commands import BIN, one_line, run
 
 
 # ---------------------------------------------------------------- adapters and checkpoints (export)
-
-
-@pytest.fixture
-def kit(export_kit, tmp_path):
-    return shutil.copytree(export_kit, tmp_path / "kit")
-
-
-@pytest.fixture
-def adapter(export_adapter, tmp_path):
-    return shutil.copytree(export_adapter, tmp_path / "adapter")
 
 
 def edit_json(path: Path, **changes) -> None:

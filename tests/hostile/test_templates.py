@@ -25,6 +25,17 @@ HOSTILE = {
     "syntax error": "{% for m in messages %}{{ m['content'] }",
     "attribute escape": "{{ ''.__class__.__mro__[1].__subclasses__() }}" + LOOP,
     "50 MB template": "{# " + "x" * (50 << 20) + " #}" + LOOP,
+    "power tower": "{% set n = namespace(v=2 ** 64) %}{% for i in range(5) %}{% set n.v = n.v ** 64 %}{% endfor %}"
+                   "{{ n.v }}" + LOOP,
+    "repeated squaring": "{% set n = namespace(v=3) %}{% for i in range(40) %}{% set n.v = n.v * n.v %}{% endfor %}"
+                         + LOOP,
+    "doubling by addition": "{% set n = namespace(v=1) %}{% for i in range(9000) %}{% set n.v = n.v + n.v %}"
+                            "{% endfor %}" + LOOP,
+    "%-format width": "{{ '%09999999999d' % 1 }}" + LOOP,
+    "str.format width": "{{ '{:>9999999999}'.format(1) }}" + LOOP,
+    "format filter width": "{{ '%9999999999s'|format('x') }}" + LOOP,
+    "25 nested fors": "{% for a in [1] %}" * 25 + "x" + "{% endfor %}" * 25 + LOOP,  # Python: too many nested blocks
+    "100 nested ifs": "{% if true %}" * 100 + "x" + "{% endif %}" * 100 + LOOP,
 }
 
 
@@ -36,7 +47,23 @@ def test_each_hostile_template_is_refused_quickly(name):
     assert time.perf_counter() - t < 10
 
 
-@pytest.mark.parametrize("name", ["syntax error", "nested ranges", "50 MB template"])
+def test_the_bounds_leave_ordinary_arithmetic_and_formatting_alone():
+    template = ChatTemplate("{{ 2 ** 64 }} {{ 10 * 10 - 1 }} {{ '%05d' % 42 }} {{ '{:>6}'.format('x') }} "
+                            "{% for m in messages %}{% if loop.index0 % 2 == 0 %}{{ m['content'] }}{% endif %}"
+                            "{% endfor %}")
+    text = "".join(p for p in template.render([{"role": "user", "content": "你好"}]) if isinstance(p, str))
+    assert text == "18446744073709551616 99 00042      x 你好"
+
+
+def test_nesting_depth_counts_blocks_and_brackets():
+    from aurora_core.chat_format import nesting_depth
+
+    assert nesting_depth(CHAT_TEMPLATE) < 10
+    assert nesting_depth("{% for a in b %}{% if c %}{{ f((1)) }}{% endif %}{% endfor %}") == 4
+    assert nesting_depth("{% set x %}a{% endset %}{% set y = 1 %}{{ y }}") == 1
+
+
+@pytest.mark.parametrize("name", ["syntax error", "nested ranges", "50 MB template", "25 nested fors", "power tower"])
 def test_the_engine_loads_and_falls_back(exported, tmp_path, name):
     """Also a syntax error, which llama-cpp-python itself raises while loading a model."""
     model = rewrite(exported["f16"], tmp_path / "t.gguf", {"tokenizer.chat_template": (HOSTILE[name], STR)})

@@ -18,7 +18,8 @@ BOILERPLATE = re.compile(
     r"|as an ai language model|as an ai assistant|as a language model|i'?m an ai language model",
     re.IGNORECASE,
 )
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\ufeff]")
+# Control characters, zero-width marks, and lone surrogates (JSON's "\\ud800" decodes to one; UTF-8 cannot hold it)
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\ufeff\ud800-\udfff]")
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 LATIN_WORD = re.compile(r"[A-Za-z]+")
 BLANK_LINES = re.compile(r"\n{3,}")

@@ -6,12 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from aurora_core.cli import HelpFormatter
+from aurora_core.cli import HelpFormatter, add_config_options, config_from_args
 from aurora_core.errors import run_main
 
 from .prepare import check_writable_folder, prepare
 from .report import write_report
-from .settings import FORMATS, DataConfig
+from .settings import FORMATS, OVERLONG, DataConfig
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -27,21 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="replace prepared data already in --out")
     parser.add_argument("--report", type=Path, help="write report.md and PNG charts into this folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    defaults = DataConfig()
-    parser.add_argument("--format", default=defaults.format, choices=("auto", *FORMATS), help="input format")
-    parser.add_argument("--min-chars", type=int, default=defaults.min_chars, help="shortest allowed turn")
-    parser.add_argument("--min-chinese", type=float, default=defaults.min_chinese,
-                        help="least Chinese share: CJK chars / (CJK chars + Latin words)")
-    parser.add_argument("--keep-english", action="store_true", help="keep conversations below --min-chinese")
-    parser.add_argument("--near-dup", action="store_true", help="also drop near duplicates (SimHash)")
-    parser.add_argument("--tokenizer", help="tokenizer.model or base checkpoint folder, for --max-tokens")
-    parser.add_argument("--max-tokens", type=int, default=defaults.max_tokens,
-                        help="longest conversation in template tokens (needs --tokenizer)")
-    parser.add_argument("--overlong", default=defaults.overlong, choices=("drop", "cut"),
-                        help="drop an over-long conversation, or cut it at a turn boundary")
-    parser.add_argument("--val-ratio", type=float, default=defaults.val_ratio, help="validation share")
-    parser.add_argument("--skip-invalid", action="store_true",
-                        help="go on past malformed lines and unknown records, counting them")
+    add_config_options(parser, DataConfig, choices={"format": ("auto", *FORMATS), "overlong": OVERLONG})
     return parser
 
 
@@ -50,10 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _data(args) -> int:
-    cfg = DataConfig(format=args.format, min_chars=args.min_chars, min_chinese=args.min_chinese,
-                     keep_english=args.keep_english, near_dup=args.near_dup, tokenizer=args.tokenizer,
-                     max_tokens=args.max_tokens, overlong=args.overlong, val_ratio=args.val_ratio,
-                     skip_invalid=args.skip_invalid)
+    cfg = config_from_args(DataConfig, args)
     if args.report:
         check_writable_folder(args.report, "--report")
     report = prepare(args.inputs, args.out, cfg, force=args.force, progress=not args.no_progress)

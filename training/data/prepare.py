@@ -42,8 +42,12 @@ def split_of(conv: ConversationRecord, val_ratio: float) -> str:
 def prepare(inputs: list[Path], out: Path, cfg: DataConfig, force: bool = False, progress: bool = True) -> Report:
     """Read, clean and write every input; the outputs appear only when the whole run succeeded."""
     for path in inputs:
-        if not path.is_file():
+        if path.is_dir():
+            raise DataError(f"{path}: is a folder; pass the dataset files inside it")
+        if not path.exists():
             raise DataError(f"{path}: no such file; pass the downloaded dataset files")
+        if not path.is_file():
+            raise DataError(f"{path}: not a regular file (a pipe or device); save the dataset to a file first")
     names = [p.name for p in inputs]
     if len(set(names)) != len(names):
         raise DataError("two inputs share a file name; rename one so sources stay distinguishable")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from aurora_core.chat_format import Turn
+from aurora_core.files import MAX_JSON_DEPTH, too_deep
 from aurora_core.records import ConversationRecord
 
 from .settings import DataConfig, DataError, Report
@@ -26,6 +27,13 @@ EXPECTED_KEYS = (
 )
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "system": "system"}
+
+
+def convert_hint(head: bytes) -> str:
+    """How to convert a file that is not UTF-8: UTF-16 (a BOM, or NUL bytes between ASCII ones), else GBK."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[1:200:2].count(0) > 20 or head[0:200:2].count(0) > 20:
+        return "it looks like UTF-16: iconv -f UTF-16 -t UTF-8"
+    return "e.g. iconv -f GBK -t UTF-8"
 
 
 def _position(text: str, pos: int) -> tuple[int, int]:
@@ -41,25 +49,56 @@ def iter_json_records(path: Path, cfg: DataConfig, report: Report) -> Iterator[t
         yield from _iter_json_array(path, cfg, report)
         return
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
+        for lineno, raw in enumerate(_bounded_lines(f), start=1):
+            if raw is None:
+                _invalid(f"{path}:{lineno}: a line longer than {MAX_LINE_BYTES >> 20} MiB; one record a line "
+                         "(JSONL), or a JSON array", cfg, report)
+                continue
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 _invalid(f"{path}:{lineno}: not UTF-8 text (byte {exc.start + 1}); convert the file to UTF-8 "
-                         "(e.g. iconv -f GBK -t UTF-8)", cfg, report)
+                         f"({convert_hint(raw)})", cfg, report)
                 continue
             if not line.strip():
                 continue
             try:
-                yield lineno, json.loads(line)
+                record = json.loads(line)
             except json.JSONDecodeError as exc:
                 _invalid(f"{path}:{lineno}:{exc.colno}: invalid JSON: {exc.msg}", cfg, report)
+                continue
             except RecursionError:
-                _invalid(f"{path}:{lineno}: JSON nested too deeply", cfg, report)
+                record = DEEP
+            if record is DEEP or too_deep(record):
+                _invalid(f"{path}:{lineno}: JSON nested more than {MAX_JSON_DEPTH} levels deep", cfg, report)
+                continue
+            yield lineno, record
+
+
+DEEP = object()  # a record json could not parse for its depth
+MAX_LINE_BYTES = 64 << 20  # one JSONL record; a multi-GB file without newlines is not read whole
+MAX_ARRAY_BYTES = 2 << 30  # a JSON array is read whole (the datasets are 20-300 MB)
+
+
+def _bounded_lines(f) -> Iterator[bytes | None]:
+    """The file's lines, None for one longer than MAX_LINE_BYTES (skipped without holding it)."""
+    while True:
+        raw = f.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = f.readline(MAX_LINE_BYTES)
+            yield None
+        else:
+            yield raw
 
 
 def _iter_json_array(path: Path, cfg: DataConfig, report: Report) -> Iterator[tuple[int, object]]:
     """Elements of a top-level JSON array, decoded one at a time from the file's text."""
+    if path.stat().st_size > MAX_ARRAY_BYTES:
+        raise DataError(f"{path}: a JSON array of {path.stat().st_size / 2**30:.1f} GiB is read whole; convert it "
+                        "to JSONL, one record a line (jq -c '.[]' FILE > FILE.jsonl)")
     text = path.read_text(encoding="utf-8-sig")
     decoder = json.JSONDecoder()
     ws = re.compile(r"[\s,]*")
@@ -70,6 +109,12 @@ def _iter_json_array(path: Path, cfg: DataConfig, report: Report) -> Iterator[tu
         counted = pos
         try:
             record, end = decoder.raw_decode(text, pos)
+            if too_deep(record):
+                raise RecursionError
+        except RecursionError:
+            line, col = _position(text, pos)
+            raise DataError(f"{path}:{line}:{col}: a record nested more than {MAX_JSON_DEPTH} levels deep; fix "
+                            "the file") from None
         except json.JSONDecodeError as exc:
             line, col = _position(text, exc.pos)
             raise DataError(f"{path}:{line}:{col}: invalid JSON: {exc.msg}; fix the file "
@@ -141,7 +186,7 @@ def read_conversations(path: Path, cfg: DataConfig, report: Report) -> Iterator[
         yield from _read_conversations(path, cfg, report)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 4]!r}); "
-                        "convert it to UTF-8 (e.g. iconv -f GBK -t UTF-8)") from None
+                        f"convert it to UTF-8 ({convert_hint(exc.object[:4096])})") from None
 
 
 def _read_conversations(path: Path, cfg: DataConfig, report: Report) -> Iterator[ConversationRecord]:

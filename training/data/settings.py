@@ -24,9 +24,11 @@ RULES = {
 }
 
 
-
 class DataError(AuroraError):
     """Bad input: the message names the file, line and column and says what to do."""
+
+
+OVERLONG = ("drop", "cut")  # what happens to a conversation over --max-tokens
 
 
 @dataclass
@@ -57,8 +59,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.format not in ("auto", *FORMATS):
             raise DataError(f"--format {self.format!r}: choose auto, {', '.join(FORMATS)}")
-        if self.overlong not in ("drop", "cut"):
-            raise DataError(f"--overlong {self.overlong!r}: choose drop or cut")
+        if self.overlong not in OVERLONG:
+            raise DataError(f"--overlong {self.overlong!r}: choose {' or '.join(OVERLONG)}")
         if not 0 <= self.val_ratio < 1:
             raise DataError(f"--val-ratio {self.val_ratio}: must be in [0, 1)")
         if not 0 <= self.min_chinese <= 1:
