@@ -351,6 +351,11 @@ class ChatEngine:
         """Evaluate what the KV cache does not hold yet, in steps that `cancel()` can interrupt."""
         return evaluate_with_prefix(self.llm, ids, self.config.n_batch, self._cancel.is_set)
 
+    @property
+    def n_ctx(self) -> int:
+        """The context llama.cpp allocated, in tokens."""
+        return self.llm.n_ctx()
+
     def close(self) -> None:
         """Free llama.cpp's model and context now (switching models must not keep the old one in memory)."""
         if getattr(self, "llm", None) is not None:

@@ -26,7 +26,7 @@ from aurora_core.chat_format import ORDER_RULE, expected_role
 from aurora_core.errors import AuroraError
 from aurora_core.files import parse_json
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_IMPORT_BYTES = 256 << 20
 STATUSES = ("done", "streaming", "interrupted", "stopped", "error")
 
@@ -65,7 +65,16 @@ CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
     INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END;
 PRAGMA user_version = 2;
 """
-MIGRATIONS = {1: MIGRATE_1_TO_2}
+# Version 3: folders, each with a default system prompt and settings that its chats start from.
+MIGRATE_2_TO_3 = """
+CREATE TABLE folders (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, system TEXT, settings TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL);
+ALTER TABLE conversations ADD COLUMN folder_id INTEGER REFERENCES folders(id) ON DELETE SET NULL;
+CREATE INDEX conversations_folder ON conversations(folder_id);
+PRAGMA user_version = 3;
+"""
+MIGRATIONS = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3}
+ALL, UNFILED = -1, 0  # conversations(folder): every chat, or the chats in no folder (folder ids start at 1)
 
 
 class StoreError(AuroraError):
@@ -80,6 +89,15 @@ class ChatRow:
     system: str | None = None
     settings: dict | None = None
     model: str | None = None
+    folder_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FolderRow:
+    id: int
+    name: str
+    system: str | None = None
+    settings: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -213,15 +231,17 @@ class Store:
     # -- conversations ----------------------------------------------------------------------------
 
     def create(self, title: str = "", system: str | None = None, settings: dict | None = None,
-               model: str | None = None) -> int:
+               model: str | None = None, folder_id: int | None = None) -> int:
         now = time.time()
-        return self._write("INSERT INTO conversations (title, system, settings, model, created, updated) "
-                           "VALUES (?, ?, ?, ?, ?, ?)",
-                           (storable(title), storable(system), json.dumps(settings or {}), model, now, now)).lastrowid
+        return self._write("INSERT INTO conversations (title, system, settings, model, created, updated, folder_id) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)", (storable(title), storable(system), json.dumps(settings or {}),
+                                                            model, now, now, folder_id or None)).lastrowid
 
-    def conversations(self) -> list[ChatRow]:
-        rows = self.db.execute("SELECT id, title, updated, system, settings, model FROM conversations "
-                               "WHERE deleted IS NULL ORDER BY updated DESC, id DESC").fetchall()
+    def conversations(self, folder: int = ALL) -> list[ChatRow]:
+        """Shown chats, newest first: all of them, those in no folder (UNFILED), or those in folder `folder`."""
+        where, args = _folder_filter(folder, "folder_id")
+        rows = self.db.execute(f"SELECT {CHAT_COLUMNS} FROM conversations WHERE deleted IS NULL{where} "
+                               "ORDER BY updated DESC, id DESC", args).fetchall()
         return [self._chat(r) for r in rows]
 
     def exists(self, conv_id: int) -> bool:
@@ -229,15 +249,64 @@ class Store:
         return self.db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone() is not None
 
     def conversation(self, conv_id: int) -> ChatRow:
-        row = self.db.execute("SELECT id, title, updated, system, settings, model FROM conversations WHERE id = ?",
-                              (conv_id,)).fetchone()
+        row = self.db.execute(f"SELECT {CHAT_COLUMNS} FROM conversations WHERE id = ?", (conv_id,)).fetchone()
         if row is None:
             raise StoreError(f"{self.path}: conversation {conv_id} does not exist")
         return self._chat(row)
 
     @staticmethod
     def _chat(r: sqlite3.Row) -> ChatRow:
-        return ChatRow(r["id"], r["title"], r["updated"], r["system"], json.loads(r["settings"] or "{}"), r["model"])
+        return ChatRow(r["id"], r["title"], r["updated"], r["system"], _settings(r["settings"]), r["model"],
+                       r["folder_id"])
+
+    def effective(self, conv_id: int) -> tuple[str | None, dict]:
+        """(system prompt, settings) a chat runs with: its own, over its folder's defaults."""
+        chat = self.conversation(conv_id)
+        folder = self.folder(chat.folder_id) if chat.folder_id else None
+        system = chat.system or (folder.system if folder else None)
+        return system, {**(folder.settings if folder else {}), **(chat.settings or {})}
+
+    def move(self, conv_id: int, folder_id: int | None) -> None:
+        """Put a chat into a folder (None: into no folder)."""
+        self._write("UPDATE conversations SET folder_id = ? WHERE id = ?", (folder_id or None, conv_id))
+
+    # -- folders ----------------------------------------------------------------------------------
+
+    def folders(self) -> list[FolderRow]:
+        rows = self.db.execute("SELECT id, name, system, settings FROM folders ORDER BY name COLLATE NOCASE, id")
+        return [FolderRow(r["id"], r["name"], r["system"], _settings(r["settings"])) for r in rows]
+
+    def folder(self, folder_id: int) -> FolderRow:
+        r = self.db.execute("SELECT id, name, system, settings FROM folders WHERE id = ?", (folder_id,)).fetchone()
+        if r is None:
+            raise StoreError(f"{self.path}: folder {folder_id} does not exist")
+        return FolderRow(r["id"], r["name"], r["system"], _settings(r["settings"]))
+
+    def create_folder(self, name: str, system: str | None = None, settings: dict | None = None) -> int:
+        return self._write("INSERT INTO folders (name, system, settings, created) VALUES (?, ?, ?, ?)",
+                           (storable(name), storable(system) or None, json.dumps(settings or {}), time.time())).lastrowid
+
+    def update_folder(self, folder_id: int, name: str | None = None, system: str | None = None,
+                      settings: dict | None = None) -> None:
+        """Change what is given: the name, the default system prompt ("" clears it), the default settings."""
+        if name is not None:
+            self._write("UPDATE folders SET name = ? WHERE id = ?", (storable(name), folder_id))
+        if system is not None:
+            self._write("UPDATE folders SET system = ? WHERE id = ?", (storable(system) or None, folder_id))
+        if settings is not None:
+            self._write("UPDATE folders SET settings = ? WHERE id = ?", (json.dumps(settings), folder_id))
+
+    def delete_folder(self, folder_id: int, with_chats: bool = False) -> list[int]:
+        """Remove a folder; its chats move to no folder, or (`with_chats`) are deleted as `delete` does (undo
+        brings them back until purged). Returns the deleted chats' ids."""
+        deleted = [r[0] for r in self.db.execute(
+            "SELECT id FROM conversations WHERE folder_id = ? AND deleted IS NULL", (folder_id,))] if with_chats else []
+        with self.transaction():
+            for conv_id in deleted:
+                self.delete(conv_id)
+            self._write("UPDATE conversations SET folder_id = NULL WHERE folder_id = ?", (folder_id,))
+            self._write("DELETE FROM folders WHERE id = ?", (folder_id,))
+        return deleted
 
     def rename(self, conv_id: int, title: str) -> None:
         self._write("UPDATE conversations SET title = ? WHERE id = ?", (storable(title), conv_id))
@@ -251,6 +320,13 @@ class Store:
     def delete(self, conv_id: int) -> None:
         """Hide a conversation (undo brings it back); `purge` removes hidden ones for good."""
         self._write("UPDATE conversations SET deleted = ? WHERE id = ?", (time.time(), conv_id))
+
+    def delete_all(self) -> int:
+        """Every chat and folder gone for good, now (no undo): the rows, the index, every copy in the files."""
+        with self.transaction():
+            self._write("UPDATE conversations SET deleted = ? WHERE deleted IS NULL", (time.time(),))
+            self._write("DELETE FROM folders")
+        return self.purge()
 
     def undelete(self, conv_id: int) -> None:
         self._write("UPDATE conversations SET deleted = NULL WHERE id = ?", (conv_id,))
@@ -322,23 +398,22 @@ class Store:
 
     # -- search -----------------------------------------------------------------------------------
 
-    def search(self, query: str, limit: int = 50) -> list[SearchHit]:
+    def search(self, query: str, limit: int = 50, folder: int = ALL) -> list[SearchHit]:
         """Messages containing `query` (case-insensitive for Latin letters), newest conversation first."""
         query = storable(query).replace("\0", "").strip()
         if not query:
             return []
+        where, extra = _folder_filter(folder, "c.folder_id")
         if len(query) >= 3:  # the trigram index finds any substring of 3+ characters
-            phrase = '"' + query.replace('"', '""') + '"'
             sql = ("SELECT m.id, m.conversation_id, m.content, c.title FROM messages_fts f "
                    "JOIN messages m ON m.id = f.rowid JOIN conversations c ON c.id = m.conversation_id "
-                   "WHERE messages_fts MATCH ? AND c.deleted IS NULL ORDER BY c.updated DESC, m.id LIMIT ?")
-            args: tuple = (phrase, limit)
+                   f"WHERE messages_fts MATCH ? AND c.deleted IS NULL{where} ORDER BY c.updated DESC, m.id LIMIT ?")
         else:  # 1-2 characters: most Chinese words; trigrams cannot see them
             sql = ("SELECT m.id, m.conversation_id, m.content, c.title FROM messages m "
                    "JOIN conversations c ON c.id = m.conversation_id "
-                   "WHERE instr(casefold(m.content), casefold(?)) > 0 AND c.deleted IS NULL "
+                   f"WHERE instr(casefold(m.content), casefold(?)) > 0 AND c.deleted IS NULL{where} "
                    "ORDER BY c.updated DESC, m.id LIMIT ?")
-            args = (query, limit)
+        args = ('"' + query.replace('"', '""') + '"' if len(query) >= 3 else query, *extra, limit)
         try:
             rows = self.db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
@@ -390,6 +465,26 @@ class Store:
                     parent = self.add(conv, parent, role, content)
                 ids.append(conv)
         return ids
+
+
+CHAT_COLUMNS = "id, title, updated, system, settings, model, folder_id"
+
+
+def _folder_filter(folder: int, column: str) -> tuple[str, tuple]:
+    """The WHERE clause (and its argument) that keeps the chats of `folder`: ALL, UNFILED or a folder id."""
+    if folder == ALL:
+        return "", ()
+    if folder == UNFILED:
+        return f" AND {column} IS NULL", ()
+    return f" AND {column} = ?", (folder,)
+
+
+def _settings(text: str | None) -> dict:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _parse_chat(item: object, where: str) -> tuple[str, str | None, list[tuple[str, str]]]:

@@ -180,10 +180,10 @@ MAX_NAME_CHARS = 120
 
 
 def display_name(name, path: Path) -> str:
-    """general.name for labels: one line of printable text, at most MAX_NAME_CHARS (the file's own can be MBs)."""
-    text = name if isinstance(name, str) and name.strip() else path.stem
-    text = "".join(c if c.isprintable() else " " for c in text[:MAX_NAME_CHARS * 4]).strip() or path.stem
-    return text if len(text) <= MAX_NAME_CHARS else text[:MAX_NAME_CHARS - 1] + "…"
+    """general.name for labels and terminals: control characters shown escaped, at most MAX_NAME_CHARS (the
+    file's own can be megabytes)."""
+    text = name.strip() if isinstance(name, str) and name.strip() else path.stem
+    return " ".join(gguf_meta.escape_control(text, MAX_NAME_CHARS).split("\n"))
 
 
 def _check_vocabulary(header) -> None:

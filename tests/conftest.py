@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -72,3 +73,15 @@ def exported(export_kit, export_adapter, tmp_path_factory):
     assert main(["gguf", "--base", str(export_kit), "--adapter", str(export_adapter), "--out", str(out),
                  "--type", "f32,f16,bf16,q8_0,q6_k,q5_k_m,q4_k_m", "--no-progress"]) == 0
     return {t: out.with_name(f"aurora-{t}.gguf") for t in ("f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")}
+
+
+@pytest.fixture
+def kit(export_kit, tmp_path):
+    """A copy of the export kit that a test may damage."""
+    return shutil.copytree(export_kit, tmp_path / "kit")
+
+
+@pytest.fixture
+def adapter(export_adapter, tmp_path):
+    """A copy of the adapter that a test may damage."""
+    return shutil.copytree(export_adapter, tmp_path / "adapter")

@@ -213,7 +213,7 @@ def test_config_typo_names_the_key(tmp_path):
         load_config(cfg)
     result = subprocess.run([str(BIN / "aurora-train"), "run", str(cfg)], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "learnig_rate" in result.stderr
-    with pytest.raises(ConfigError, match="epochs: expected a int"):
+    with pytest.raises(ConfigError, match="epochs: expected a whole number"):
         load_config(cfg.parent / write_config(tmp_path / "d.yaml", base="b", data="d", epochs="many").name)
 
 

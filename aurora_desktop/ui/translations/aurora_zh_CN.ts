@@ -455,5 +455,81 @@
         <source>large loss; only if nothing else fits</source>
         <translation>损失大；仅在别无选择时使用</translation>
     </message>
+    <message>
+        <source>All chats</source>
+        <translation>全部对话</translation>
+    </message>
+    <message>
+        <source>Delete all chats</source>
+        <translation>删除全部对话</translation>
+    </message>
+    <message>
+        <source>Delete all chats…</source>
+        <translation>删除全部对话…</translation>
+    </message>
+    <message>
+        <source>Delete every chat and folder for good? This cannot be undone.</source>
+        <translation>永久删除所有对话和文件夹？此操作无法撤销。</translation>
+    </message>
+    <message>
+        <source>Delete folder</source>
+        <translation>删除文件夹</translation>
+    </message>
+    <message>
+        <source>Delete folder…</source>
+        <translation>删除文件夹…</translation>
+    </message>
+    <message>
+        <source>Delete the chats too</source>
+        <translation>连同对话一起删除</translation>
+    </message>
+    <message>
+        <source>Delete the folder “{name}”. What happens to its chats?</source>
+        <translation>删除文件夹“{name}”。其中的对话如何处理？</translation>
+    </message>
+    <message>
+        <source>Export this folder as JSON…</source>
+        <translation>将此文件夹导出为 JSON…</translation>
+    </message>
+    <message>
+        <source>Folder settings</source>
+        <translation>文件夹设置</translation>
+    </message>
+    <message>
+        <source>Folder settings…</source>
+        <translation>文件夹设置…</translation>
+    </message>
+    <message>
+        <source>Folders</source>
+        <translation>文件夹</translation>
+    </message>
+    <message>
+        <source>Importing {path}…</source>
+        <translation>正在导入 {path}…</translation>
+    </message>
+    <message>
+        <source>Keep the chats</source>
+        <translation>保留对话</translation>
+    </message>
+    <message>
+        <source>Move to folder</source>
+        <translation>移动到文件夹</translation>
+    </message>
+    <message>
+        <source>Name:</source>
+        <translation>名称：</translation>
+    </message>
+    <message>
+        <source>New folder</source>
+        <translation>新建文件夹</translation>
+    </message>
+    <message>
+        <source>New folder…</source>
+        <translation>新建文件夹…</translation>
+    </message>
+    <message>
+        <source>No folder</source>
+        <translation>未归档</translation>
+    </message>
 </context>
 </TS>
