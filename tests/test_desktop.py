@@ -570,3 +570,19 @@ def test_a_model_name_is_plain_text_and_short(qtbot, bare_window, exported, tmp_
     shown = w.model_label.text()
     assert w.model_label.textFormat() == Qt.TextFormat.PlainText
     assert shown.startswith("<h1 style=") and shown.endswith("…") and len(shown) == 120
+
+
+def test_folders_and_delete_all_in_the_window(qtbot, window, tmp_path):
+    store = window.store
+    folder = window.sidebar.create_folder("工作")
+    store.update_folder(folder, system="用一句话回答。", settings={"max_tokens": 6, "temperature": 0.0})
+    window.new_chat()
+    assert store.conversation(window.conv_id).folder_id == folder  # new chats go into the folder shown
+    send(qtbot, window, "你好")
+    assert window.session.conversation.system == "用一句话回答。" and window.last_gen.completion_tokens <= 6
+    assert [window.chat_model.index(i).data() for i in range(window.chat_model.rowCount())] == ["你好"]
+    window.sidebar.delete_folder(folder, with_chats=False)
+    assert store.conversation(window.conv_id).folder_id is None and store.folders() == []
+    window.delete_all_chats(confirmed=True)
+    assert store.conversations() == [] and window.conv_id is None and window.view.widgets == []
+    assert store.search("你好") == []

@@ -3,17 +3,14 @@ menus in `menus`; the engine loads and answers in worker threads. Nothing here w
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
+from PySide6.QtCore import QEvent, QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QApplication, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
     QPushButton, QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
 )
-
-from aurora_core.errors import AuroraError
 
 from ..engine import EngineConfig
 from ..store import MessageRow, Store
@@ -28,9 +25,6 @@ from .sidebar import Sidebar
 from .welcome import WelcomePanel
 from .window_io import ModelsAndFiles
 from .worker import ImportThread, LoadThread
-
-UNDO_S = 10.0  # a deleted chat can be brought back this long; then (or when the window closes) it is purged
-
 
 class MainWindow(ModelsAndFiles, QMainWindow):
     def __init__(self, store: Store, settings: QSettings | None = None) -> None:
@@ -323,51 +317,3 @@ class MainWindow(ModelsAndFiles, QMainWindow):
             self.store.set_system(chat.id, system)
             self.store.set_settings(chat.id, settings)
             self.session.reload()
-
-    # -- deleting ---------------------------------------------------------------------------------
-
-    def delete_chat(self, conv_id: int) -> None:
-        if self.streaming and self.streaming.conv_id == conv_id:
-            self.session.stop_and_wait()
-        self.store.delete(conv_id)
-        self._chats_deleted([conv_id])
-
-    def _chats_deleted(self, conv_ids: list) -> None:
-        self.deleted += conv_ids
-        if self.conv_id in conv_ids:
-            self.session.open(None)
-        self.sidebar.refresh(self.conv_id)
-        self.undo_button.show()
-        self.statusBar().showMessage(tr("Chat deleted."), int(UNDO_S * 1000))
-        QTimer.singleShot(int(UNDO_S * 1000) + 100, self.purge_deleted)  # it also hides the undo button
-
-    def purge_deleted(self, everything: bool = False) -> None:
-        """Chats deleted longer ago than the undo window (or all, when closing) leave the disk for good."""
-        cutoff = None if everything else time.time() - UNDO_S
-        try:
-            if self.store.purge(cutoff):
-                self.deleted = [c for c in self.deleted if self.store.exists(c)]
-        except AuroraError as exc:
-            self.statusBar().showMessage(str(exc), 20000)
-        self.undo_button.setVisible(bool(self.deleted) and not everything)
-
-    def undo_delete(self) -> None:
-        if self.deleted:
-            conv_id = self.deleted.pop()
-            self.store.undelete(conv_id)
-            self.sidebar.refresh()
-            self.open_chat(conv_id)
-        self.undo_button.setVisible(bool(self.deleted))
-
-    def delete_all_chats(self, confirmed: bool = False) -> None:
-        """Every chat and folder gone from the disk now, after a confirmation (there is no undo)."""
-        if not confirmed and QMessageBox.question(
-                self, tr("Delete all chats"), tr("Delete every chat and folder for good? This cannot be undone.")) \
-                != QMessageBox.StandardButton.Yes:
-            return
-        self.session.stop_and_wait()
-        self.store.delete_all()
-        self.deleted = []
-        self.undo_button.hide()
-        self.session.open(None)
-        self.sidebar.refresh()

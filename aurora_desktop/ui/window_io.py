@@ -1,11 +1,14 @@
 """What the window reads and writes outside the chat: opening and closing models (loaded in a worker thread),
-the status bar, exports and imports (an import runs in a process of its own), and closing the window."""
+the status bar, deleting (with undo, then purged from the disk), exports and imports (an import runs in a process
+of its own), and closing the window."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from aurora_core.errors import AuroraError
@@ -16,6 +19,8 @@ from ..store import ALL
 from .dialogs import ModelPanel
 from .i18n import tr
 from .worker import ImportThread, LoadThread
+
+UNDO_S = 10.0  # a deleted chat can be brought back this long; then (or when the window closes) it is purged
 
 
 class ModelsAndFiles:
@@ -133,6 +138,54 @@ class ModelsAndFiles:
         used = (g.prompt_tokens + g.completion_tokens) if g else 0
         self.ctx_label.setText(tr("context {used:,} / {n_ctx:,}").format(used=used, n_ctx=self.engine.n_ctx))
         self.speed_label.setText(tr("{speed:.1f} tokens/s").format(speed=g.tokens_per_second) if g else "")
+
+    # -- deleting ---------------------------------------------------------------------------------
+
+    def delete_chat(self, conv_id: int) -> None:
+        if self.streaming and self.streaming.conv_id == conv_id:
+            self.session.stop_and_wait()
+        self.store.delete(conv_id)
+        self._chats_deleted([conv_id])
+
+    def _chats_deleted(self, conv_ids: list) -> None:
+        self.deleted += conv_ids
+        if self.conv_id in conv_ids:
+            self.session.open(None)
+        self.sidebar.refresh(self.conv_id)
+        self.undo_button.show()
+        self.statusBar().showMessage(tr("Chat deleted."), int(UNDO_S * 1000))
+        QTimer.singleShot(int(UNDO_S * 1000) + 100, self.purge_deleted)  # it also hides the undo button
+
+    def purge_deleted(self, everything: bool = False) -> None:
+        """Chats deleted longer ago than the undo window (or all, when closing) leave the disk for good."""
+        cutoff = None if everything else time.time() - UNDO_S
+        try:
+            if self.store.purge(cutoff):
+                self.deleted = [c for c in self.deleted if self.store.exists(c)]
+        except AuroraError as exc:
+            self.statusBar().showMessage(str(exc), 20000)
+        self.undo_button.setVisible(bool(self.deleted) and not everything)
+
+    def undo_delete(self) -> None:
+        if self.deleted:
+            conv_id = self.deleted.pop()
+            self.store.undelete(conv_id)
+            self.sidebar.refresh()
+            self.open_chat(conv_id)
+        self.undo_button.setVisible(bool(self.deleted))
+
+    def delete_all_chats(self, confirmed: bool = False) -> None:
+        """Every chat and folder gone from the disk now, after a confirmation (there is no undo)."""
+        if not confirmed and QMessageBox.question(
+                self, tr("Delete all chats"), tr("Delete every chat and folder for good? This cannot be undone.")) \
+                != QMessageBox.StandardButton.Yes:
+            return
+        self.session.stop_and_wait()
+        self.store.delete_all()
+        self.deleted = []
+        self.undo_button.hide()
+        self.session.open(None)
+        self.sidebar.refresh()
 
     # -- export / import --------------------------------------------------------------------------
 
