@@ -22,6 +22,9 @@ class Message:
 class Conversation:
     system: str | None = None
     messages: list[Message] = field(default_factory=list)
+    dropped_pairs: int = field(default=0, compare=False)
+    """How many of the oldest user/assistant pairs the model no longer sees (the chat outgrew the context);
+    the engine keeps dropping at least these, so the KV cache keeps serving the turns that follow."""
 
     def add_user(self, text: str) -> None:
         if self.messages and self.messages[-1].role == "user":
@@ -41,6 +44,7 @@ class Conversation:
 
     def reset(self) -> None:
         self.messages.clear()
+        self.dropped_pairs = 0
 
     def as_messages(self) -> list[dict]:
         """OpenAI-style messages, system first: what a chat template renders."""

@@ -31,7 +31,7 @@ from aurora_core.chat_format import CHAT_TEMPLATE, ChatTemplate, ChatTemplateErr
 from aurora_core.errors import AuroraError
 
 from .conversation import Conversation
-from aurora_core.llama_runtime import evaluate_with_prefix, load_llama
+from aurora_core.llama_runtime import can_shift, evaluate_with_prefix, load_llama, shift_cache
 from aurora_core.model_check import DEFAULT_N_CTX, ModelCheckError, ModelInfo, check_gguf
 
 
@@ -55,6 +55,11 @@ class EngineConfig:
     """K/V cache element type: f16, or q8_0 (half the memory; needs flash attention, which it turns on)."""
     flash_attn: bool = False
     """Flash attention (smaller compute buffer; required by a q8_0 V cache)."""
+    context_shift: bool = True
+    """When a chat outgrows the context, its oldest turns are dropped down to about half the context, and:
+    shift (True) moves the kept turns' cells in the KV cache back into place, so nothing is read again
+    (seamless, approximate: their keys and values were computed with the dropped turns in view); exact
+    (False) evaluates the kept turns again, once (later turns reuse the cache again)."""
 
     def __post_init__(self) -> None:
         if self.kv_cache_type not in KV_CACHE_TYPES:
@@ -136,6 +141,8 @@ class Generation:
     text: str = ""
     prompt_tokens: int = 0
     reused_tokens: int = 0
+    shifted_tokens: int = 0
+    """KV cache cells of dropped turns removed by a context shift (the kept turns were not read again)."""
     completion_tokens: int = 0
     dropped_turns: int = 0
     stop_reason: str = ""  # "eos", "stop", "length", "cancelled"
@@ -194,6 +201,10 @@ class ChatEngine:
             raise ModelCheckError(f"{self.info.path}: llama.cpp could not load it with the LoRA {lora} "
                                   "(the adapter does not fit this model); export the LoRA against this base")
         self.bos, self.eos = self.llm.token_bos(), self.llm.token_eos()
+        self.shifts = self.config.context_shift and can_shift(self.llm)
+        if self.config.context_shift and not self.shifts:
+            self.warnings.append("this model's KV cache cannot be shifted; a chat that outgrows the context has "
+                                 "its kept turns read again once (the exact policy)")
         self._cancel = threading.Event()
         self._token_cache: dict[str, list[int]] = {}
 
@@ -253,9 +264,11 @@ class ChatEngine:
     def fit(self, conversation: Conversation, max_tokens: int, drop_oldest: bool = True) -> tuple[list[int], int]:
         """Prompt ids that leave room for `max_tokens`, dropping the oldest turns (never the system prompt).
 
-        The fewest whole user/assistant pairs that make it fit are found by bisection, each rendering's
-        fragments tokenized once (cached): O(n log n) in the number of messages, not O(n²). With
-        `drop_oldest=False` (the "stop at the limit" policy) a conversation that no longer fits is refused.
+        When the conversation does not fit, the fewest whole user/assistant pairs are dropped that bring it
+        down to half the context (or, if no number of pairs does, that make it fit at all): the next turns
+        then fit without dropping again, so the KV cache serves them. They are found by bisection, each
+        rendering's fragments tokenized once (cached): O(n log n) in the number of messages, not O(n²).
+        With `drop_oldest=False` (the "stop at the limit" policy) a conversation that no longer fits is refused.
         """
         n_ctx = self.llm.n_ctx()
         messages = conversation.messages
@@ -263,23 +276,29 @@ class ChatEngine:
         def ids_without(pairs: int) -> list[int]:
             return self.prompt_tokens(Conversation(system=conversation.system, messages=messages[2 * pairs:]))
 
-        ids, dropped = ids_without(0), 0
+        most = max(0, (len(messages) - 1) // 2)  # keep at least the last message
+        start = min(conversation.dropped_pairs, most) if drop_oldest else 0
+        ids, dropped = ids_without(start), 2 * start
         if len(ids) + max_tokens > n_ctx:
             if not drop_oldest:
                 raise ContextFullError(f"the conversation is {len(ids):,} tokens and the answer needs room for "
                                        f"{max_tokens:,} more, beyond the context of {n_ctx:,}; start a new chat "
                                        "or let the oldest turns be dropped")
-            lo, hi = 1, max(0, (len(messages) - 1) // 2)  # keep at least the last message
-            best = ids_without(hi) if hi else ids
+            fits = lambda c: len(c) + max_tokens <= n_ctx  # noqa: E731
+            half = lambda c: fits(c) and len(c) <= n_ctx // 2  # noqa: E731
+            ok = half if half(ids_without(most)) else fits
+            lo, hi = start + 1, most
+            best = ids_without(hi) if hi > start else ids
             dropped = hi
             while lo < hi:
                 mid = (lo + hi) // 2
                 candidate = ids_without(mid)
-                if len(candidate) + max_tokens <= n_ctx:
+                if ok(candidate):
                     best, dropped, hi = candidate, mid, mid
                 else:
                     lo = mid + 1
             ids, dropped = best, 2 * dropped
+        conversation.dropped_pairs = dropped // 2
         if len(ids) >= n_ctx:
             raise ContextFullError(f"the message is {len(ids):,} tokens, more than the context of {n_ctx:,}; "
                                    "shorten it or load the model with a larger context")
@@ -300,6 +319,8 @@ class ChatEngine:
         start = time.perf_counter()
         ids, dropped = self.fit(conversation, min(s.max_tokens, max(16, self.llm.n_ctx() // 2)), drop_oldest)
         gen = Generation(prompt_tokens=len(ids), dropped_turns=dropped)
+        if dropped and self.shifts:
+            gen.shifted_tokens = shift_cache(self.llm, ids)
         gen.reused_tokens = self._evaluate_prompt(ids)
         if self._cancel.is_set():
             gen.stop_reason, gen.seconds = "cancelled", time.perf_counter() - start

@@ -62,6 +62,7 @@ class ScriptedEngine:
 
         self.pieces, self.rate, self._cancel = pieces, rate, threading.Event()
         self.info = ModelInfo(Path("scripted.gguf"), "llama", "scripted", 0, 0, 8192, 0, None)
+        self.n_ctx = 8192
         self.warnings: list[str] = []
         self.llm = type("L", (), {"n_ctx": staticmethod(lambda: 8192)})()
 
@@ -132,14 +133,14 @@ def hostile_latency(window, work: Path, gguf: Path) -> list[tuple[str, float, fl
 
     export = work / "export-200mb.json"
     if not export.exists():
-        body = "混合专家模型在每一层只激活少数几个专家网络。" * 1600  # ~100 KB a chat
+        body = "混合专家模型在每一层只激活少数几个专家网络。" * 1600  # ~100 KB of UTF-8 a message
         chats = [{"title": f"对话{i}", "messages": [{"role": "user", "content": f"问题{i}：" + body},
-                                                   {"role": "assistant", "content": body}]} for i in range(2000)]
+                                                   {"role": "assistant", "content": body}]} for i in range(1000)]
         export.write_text(json.dumps(chats, ensure_ascii=False))
     probe, rows = TimerProbe(), []
     size = export.stat().st_size / 2**20
     worst, p99, secs = probe.run_until(lambda: window.importer is None, lambda: window.import_chats(str(export)))
-    rows.append((f"File → Import, {size:.0f} MB, 2,000 chats (own process)", worst, p99, secs))
+    rows.append((f"File → Import, {size:.0f} MB, 1,000 chats (own process)", worst, p99, secs))
     worst, p99, secs = probe.run_until(lambda: True, lambda: window.store.import_file(export))
     rows.append((f"the same import on the GUI thread (before)", worst, p99, secs))
     named = work / "name-50mb.gguf"
@@ -150,7 +151,8 @@ def hostile_latency(window, work: Path, gguf: Path) -> list[tuple[str, float, fl
         rewrite(gguf, named, {"general.name": ("名" * ((50 << 20) // 3), gguf_py.GGUFValueType.STRING)})
     worst, p99, secs = probe.run_until(lambda: window.engine is not None and window.loader is None,
                                        lambda: window.open_model(str(named), ask=False))
-    rows.append(("open a model whose general.name is 50 MB (panel + load)", worst, p99, secs))
+    rows.append(("open a model whose general.name is 50 MB (a recent model: checked and loaded in the worker)",
+                 worst, p99, secs))
     window.close_model()
     return rows
 
@@ -256,6 +258,13 @@ def main() -> int:
     from aurora_desktop.ui.main_window import MainWindow
     from aurora_desktop.ui.style import apply_style
 
+    from PySide6.QtWidgets import QMessageBox
+
+    def no_dialogs(_parent, title, text, *args):  # a modal box would wait for a person: a bench run ends instead
+        print(f"gui_bench: {title}: {text}", file=sys.stderr)
+        os._exit(1)
+
+    QMessageBox.warning = QMessageBox.information = no_dialogs
     work = Path("bench-output/gui")
     work.mkdir(parents=True, exist_ok=True)
     app = QApplication([])

@@ -16,6 +16,8 @@ from .errors import AuroraError
 
 MAGIC = b"GGUF"
 MAX_STRING = 64 << 20  # one metadata string (a chat template is a few KB; 64 MiB is generous)
+KEEP_STRING = 1 << 20  # of a longer string only this much is read (the rest is skipped): no reader needs more, and
+# decoding 50 MB of a hostile `general.name` would hold Python's lock (and a window's timer) for 100+ ms
 MAX_ARRAY = 16 << 20  # elements of one metadata array (vocabularies have up to ~260k tokens)
 MAX_KV = 1 << 16
 MAX_TENSORS = 1 << 20
@@ -86,7 +88,11 @@ class _Cursor:
         if n > limit:
             raise GGUFHeaderError(f"{self.path}: {what} claims {n:,} bytes (more than {limit:,}); the file is "
                                   "damaged or hostile")
-        return self.read(n, what).decode("utf-8", errors="replace")
+        if n <= KEEP_STRING:
+            return self.read(n, what).decode("utf-8", errors="replace")
+        head = self.read(KEEP_STRING, what).decode("utf-8", errors="ignore")  # a cut character is dropped
+        self.skip(n - KEEP_STRING, what)
+        return head + "…"
 
     def skip(self, n: int, what: str) -> None:
         self.need(n, what)

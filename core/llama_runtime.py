@@ -21,7 +21,7 @@ def load_llama(path: str | Path, lora: str | None = None, **kwargs):
     from llama_cpp import Llama
 
     try:
-        with _templates_left_to_aurora():
+        with _loading_within_bounds():
             return Llama(str(path), lora_path=lora, verbose=False, **kwargs)
     except (ValueError, RuntimeError) as exc:  # llama.cpp refused the file (or the LoRA) after all
         raise ModelCheckError(f"{path}: llama.cpp could not load it ({exc})"
@@ -41,21 +41,45 @@ class _UncompiledTemplate:
         return None
 
 
+META_VALUE_BYTES = 64 << 10  # of each metadata value llama-cpp-python copies into Python while loading
+
+
+def _bounded_metadata(model) -> dict[str, str]:
+    """llama-cpp-python's `LlamaModel.metadata`, with each value cut at META_VALUE_BYTES: its own copies and
+    decodes every value whole (a 50 MB `general.name` held Python's lock, and the window's timer, 150 ms)."""
+    import ctypes
+
+    import llama_cpp
+
+    buffer = ctypes.create_string_buffer(META_VALUE_BYTES)
+    metadata = {}
+    for i in range(llama_cpp.llama_model_meta_count(model.model)):
+        llama_cpp.llama_model_meta_key_by_index(model.model, i, buffer, META_VALUE_BYTES)
+        key = buffer.value.decode("utf-8", errors="ignore")
+        llama_cpp.llama_model_meta_val_str_by_index(model.model, i, buffer, META_VALUE_BYTES)
+        metadata[key] = buffer.value.decode("utf-8", errors="ignore")
+    return metadata
+
+
 @contextlib.contextmanager
-def _templates_left_to_aurora():
-    """llama-cpp-python 0.3.36 compiles every chat template of the GGUF's metadata inside `Llama()`, with
-    no limits: a syntax error or a deeply nested template raises out of the constructor and the model
-    cannot be opened at all. Aurora renders templates itself, bounded (`ChatTemplate`), and never uses
-    llama-cpp-python's chat handlers, so while a model loads that compilation is skipped."""
+def _loading_within_bounds():
+    """Two things llama-cpp-python 0.3.36 does inside `Llama()` without limits, left out while a model loads:
+    it compiles every chat template of the GGUF's metadata (a syntax error or a deeply nested template
+    raises out of the constructor, and the model cannot be opened at all; Aurora renders templates itself,
+    bounded, with `ChatTemplate`, and never uses llama-cpp-python's chat handlers), and it copies every
+    metadata value whole into Python (`_bounded_metadata` cuts each at 64 KB)."""
+    from llama_cpp import _internals
     from llama_cpp import llama as llama_module
 
     with _LOAD_LOCK:
-        original = llama_module.llama_chat_format.Jinja2ChatFormatter
+        formatter, metadata = llama_module.llama_chat_format.Jinja2ChatFormatter, _internals.LlamaModel.metadata
         llama_module.llama_chat_format.Jinja2ChatFormatter = _UncompiledTemplate
+        _internals.LlamaModel.metadata = _bounded_metadata
         try:
             yield
         finally:
-            llama_module.llama_chat_format.Jinja2ChatFormatter = original
+            llama_module.llama_chat_format.Jinja2ChatFormatter = formatter
+            _internals.LlamaModel.metadata = metadata
 
 
 def evaluate_with_prefix(llm, ids: list[int], batch: int | None = None,
@@ -77,3 +101,65 @@ def evaluate_with_prefix(llm, ids: list[int], batch: int | None = None,
             break
         llm.eval(ids[i: i + step])
     return kept
+
+
+MIN_SHIFTED = 8  # a shorter run of cached ids that would line up is not worth a shift
+
+
+def shift_cache(llm, ids: list[int]) -> int:
+    """llama.cpp's context shift, for a prompt that is the cached one with a block removed after a common prefix
+    (a chat's oldest turns dropped; the system prompt kept): those cells leave the KV cache and the later cells
+    move back into their positions, so `evaluate_with_prefix` then reuses them instead of evaluating them
+    again. Returns how many cells were removed: 0 when nothing lines up or the model cannot shift (its
+    positions are not plain RoPE), and the caller evaluates as usual.
+
+    The moved cells keep the keys and values computed while the dropped turns were in view: close to a fresh
+    evaluation of the kept turns, not equal to it (see the README: shift vs exact).
+    """
+    import llama_cpp
+
+    cached = llm.input_ids[: llm.n_tokens].tolist()
+    prefix = 0
+    for a, b in zip(cached, ids):
+        if a != b:
+            break
+        prefix += 1
+    if prefix >= len(ids) - 1 or prefix == len(cached):
+        return 0
+    start, length = _aligned(cached, ids, prefix)
+    if length < MIN_SHIFTED:
+        return 0
+    memory = llama_cpp.llama_get_memory(llm.ctx)
+    if not llama_cpp.llama_memory_can_shift(memory):
+        return 0
+    removed = start - prefix
+    llama_cpp.llama_memory_seq_rm(memory, 0, start + length, -1)  # what follows the aligned run is not reused
+    llama_cpp.llama_memory_seq_rm(memory, 0, prefix, start)
+    llama_cpp.llama_memory_seq_add(memory, 0, start, start + length, -removed)
+    llm.input_ids[prefix: prefix + length] = cached[start: start + length]
+    llm.n_tokens = prefix + length
+    return removed
+
+
+def _aligned(cached: list[int], ids: list[int], prefix: int) -> tuple[int, int]:
+    """(start, length): the longest run cached[start:start + length] == ids[prefix:prefix + length], start > prefix."""
+    first, best = ids[prefix], (0, 0)
+    for start in range(prefix + 1, len(cached)):
+        if cached[start] != first:
+            continue
+        length = 0
+        while start + length < len(cached) and prefix + length < len(ids) - 1 \
+                and cached[start + length] == ids[prefix + length]:
+            length += 1
+        if length > best[1]:
+            best = (start, length)
+        if start + length == len(cached):  # it runs to the end of the cache: nothing can be longer
+            break
+    return best
+
+
+def can_shift(llm) -> bool:
+    """Whether llama.cpp can move cells of this model's KV cache to other positions (plain RoPE can)."""
+    import llama_cpp
+
+    return bool(llama_cpp.llama_memory_can_shift(llama_cpp.llama_get_memory(llm.ctx)))

@@ -2,8 +2,9 @@
 
     xvfb-run -a -s "-screen 0 1280x860x24" python docs/screenshots.py      (writes docs/*.png)
 
-A real window on Qt's xcb platform, grabbed from the screen. The conversation is imported (a tiny
-demo model cannot write it); the model loaded is a tiny-kit GGUF, so the status bar is real.
+A real window on Qt's xcb platform, grabbed from the screen. The conversations are imported (a tiny
+demo model cannot write them) and sorted into two folders; the model loaded is a tiny-kit GGUF, so the
+status bar is real.
 """
 
 from __future__ import annotations
@@ -57,7 +58,12 @@ def main() -> int:
             for title, q, a in OTHER:
                 store.import_json({"title": title, "messages": [{"role": "user", "content": q},
                                                                 {"role": "assistant", "content": a}]})
-            store.import_json(CHAT)
+            code = store.import_json(CHAT)[0]
+            study, life = store.create_folder("编程学习", system="你是一位耐心的编程老师。"), store.create_folder("生活")
+            chats = {c.title: c.id for c in store.conversations()}
+            store.move(code, study)
+            store.move(chats["翻译一句话"], study)
+            store.move(chats["周末去哪儿玩"], life)
             window = MainWindow(store, QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
             window.resize(1280, 860)
             window.move(0, 0)
@@ -65,6 +71,10 @@ def main() -> int:
             window.load_model(str(gguf), EngineConfig(n_ctx=4096, n_threads=2))
             while window.engine is None:
                 app.processEvents()
+            window.sidebar.show_folder(study)
+            window.sidebar.folder_view.setCurrentIndex(window.sidebar.folder_model.index(
+                window.sidebar.folder_model.row_of(study), 0))
+            window.open_chat(code)
             window.composer.setPlainText("再写一个递归版本，并解释它的缺点。")
             for _ in range(20):
                 app.processEvents()

@@ -171,8 +171,9 @@ def test_bad_model_file_leaves_the_app_as_it_was(qtbot, window, tmp_path, dialog
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + b"\x00" * 10)
     engine = window.engine
-    window.open_model(str(bad), ask=False)
-    assert dialogs and dialogs[-1][0] == "Cannot open this model" and "bad.gguf" in dialogs[-1][1]
+    window.open_model(str(bad), ask=False)  # checked in the loading thread: the window goes on meanwhile
+    qtbot.waitUntil(lambda: bool(dialogs), timeout=30000)
+    assert dialogs[-1][0] == "Cannot open this model" and "bad.gguf" in dialogs[-1][1]
     assert window.engine is engine
     send(qtbot, window, "还能用吗")
     assert window.store.branch(window.conv_id)[-1].status == "done"

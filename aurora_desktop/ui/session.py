@@ -143,7 +143,6 @@ class ChatSession(QObject):
         if self.busy or not answers:
             return
         question = answers[-1].parent_id
-        self.store.show_version(question)
         self._truncate_after(question)
         self._answer(question)
 
@@ -168,7 +167,8 @@ class ChatSession(QObject):
     def _truncate_after(self, parent_id: int | None) -> None:
         """Drop the shown messages below `parent_id` (a new version of its child follows) and re-read the version
         counts of what stays: one read of the branch."""
-        self.store.show_version(parent_id) if parent_id is not None else None
+        if parent_id is not None:
+            self.store.show_version(parent_id)
         self._read_branch()
         keep = next((i + 1 for i, r in enumerate(self.branch) if r.id == parent_id), 0)
         del self.branch[keep:]
@@ -191,7 +191,8 @@ class ChatSession(QObject):
 
     def _answer(self, question_id: int) -> None:
         settings = self.effective_settings()
-        conversation = Conversation(self.conversation.system, list(self.conversation.messages))
+        conversation = Conversation(self.conversation.system, list(self.conversation.messages),
+                                    self.conversation.dropped_pairs)
         msg_id = self._append(question_id, "assistant", "", status="streaming")
         thread = GenerationThread(self.engine, conversation, sampling_for(settings),
                                   drop_oldest=settings.get("context_policy", "drop_oldest") == "drop_oldest",
@@ -236,6 +237,8 @@ class ChatSession(QObject):
         if stream is None:
             return
         stream.text = gen.text
+        if stream.conv_id == self.conv_id:
+            self.conversation.dropped_pairs = gen.dropped_turns // 2  # the engine keeps dropping these
         if gen.reply_ids is not None:
             self.reply_ids[stream.msg_id] = gen.reply_ids
         self._end(stream, "stopped" if gen.stop_reason == "cancelled" else "done")

@@ -64,14 +64,18 @@ class ModelsAndFiles:
             self.open_model(path)
 
     def open_model(self, path: str, ask: bool = True) -> None:
-        """The model panel (what the file says, what it needs), then loading off the GUI thread."""
+        """The model panel (what the file says, what it needs), then loading off the GUI thread; without
+        `ask` (a recent model, a drop) the file is checked and loaded in the worker alone."""
         config = EngineConfig(n_ctx=int(self.settings.value("n_ctx", EngineConfig.n_ctx)))
+        if not ask:
+            self.load_model(path, config)
+            return
         try:
             panel = ModelPanel(path, config, self)
         except AuroraError as exc:
             QMessageBox.warning(self, tr("Cannot open this model"), str(exc))
             return
-        if ask and not panel.exec():
+        if not panel.exec():
             return
         self.load_model(path, panel.config())
 
