@@ -30,8 +30,8 @@ HELP = """commands:
   /system TEXT       set the system prompt (empty TEXT clears it); the conversation starts over
   /reset             forget the conversation (the system prompt stays)
   /regen             write the last answer again
-  /save FILE         save the conversation as JSON
-  /load FILE         load a conversation saved with /save
+  /save FILE         save the conversation as JSON (and the model's KV cache as FILE.kv)
+  /load FILE         load a conversation saved with /save (FILE.kv, if it fits this model, spares reading it)
   /set [key=value]   show the sampling settings, or set one: temperature, top_p, top_k, min_p,
                      repeat_penalty, max_tokens, seed
   /exit              quit (Ctrl-D too)
@@ -47,6 +47,11 @@ def visible(text: str) -> str:
     A vocabulary piece can hold `ESC]0;title` or `ESC[2J`; printed raw it would retitle or clear the terminal.
     """
     return TERMINAL_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def state_of(saved: str | Path) -> Path:
+    """Where /save keeps the conversation's KV cache: beside the JSON, FILE.kv."""
+    return Path(f"{saved}.kv")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ctx", type=int, default=EngineConfig.n_ctx, help="context size in tokens")
     p.add_argument("--threads", type=int, default=None, help="CPU threads")
     p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to a GPU (-1: all)")
+    p.add_argument("--exact-context", action="store_true",
+                   help="when the chat outgrows the context, read the kept turns again once (exact) instead of "
+                   "shifting the KV cache (seamless, approximate; the default)")
     d = SamplingSettings()
     for key, (kind, lo, hi, what) in SAMPLING_RANGES.items():
         p.add_argument("--" + key.replace("_", "-"), type=kind, default=getattr(d, key),
@@ -79,12 +87,13 @@ class Repl:
                  out=sys.stdout) -> None:
         self.engine, self.conv, self.settings, self.out = engine, conversation, settings, out
         self.notes_shown = 0
+        self.state: Path | None = None  # FILE.kv beside the conversation last /saved or /loaded
 
     def answer(self) -> str:
         """Stream the answer to the last user message; Ctrl-C stops it and keeps what was written."""
         previous = signal.signal(signal.SIGINT, lambda *_: self.engine.cancel())
         try:
-            gen = consume(self.engine.stream(self.conv, self.settings), self._write)
+            gen = consume(self.engine.stream(self.conv, self.settings, state=self.state), self._write)
         finally:
             signal.signal(signal.SIGINT, previous)
         if gen.stop_reason == "cancelled":
@@ -112,9 +121,11 @@ class Repl:
         elif name == "system":
             self.conv.system = arg or None
             self.conv.reset()
+            self.state = None
             print("system prompt " + ("set" if arg else "cleared") + "; the conversation starts over", file=self.out)
         elif name == "reset":
             self.conv.reset()
+            self.state = None
             print("conversation cleared", file=self.out)
         elif name == "regen":
             if self.conv.pop_answer() is None:
@@ -127,7 +138,10 @@ class Repl:
             else:
                 try:
                     self.conv.save(arg)
-                    print(f"saved to {arg}", file=self.out)
+                    kv = self.engine.save_state(state_of(arg))  # 0 when the disk refused: the JSON is what counts
+                    self.state = state_of(arg) if kv else None
+                    print(f"saved to {arg}" + (f" (and the KV cache, {kv / 2**20:.1f} MiB, to {state_of(arg)})"
+                                               if kv else ""), file=self.out)
                 except OSError as exc:
                     print(f"cannot save to {arg}: {exc.strerror or exc}; the conversation is unchanged", file=self.out)
         elif name == "load" and not arg:
@@ -140,6 +154,7 @@ class Repl:
             except ValueError as exc:
                 print(f"cannot load: {exc}; the conversation is unchanged", file=self.out)
             else:
+                self.state = state_of(arg) if state_of(arg).is_file() else None
                 print(f"loaded {len(self.conv.messages)} messages from {arg}"
                       + (f"; system prompt: {self.conv.system[:60]}" if self.conv.system else ""), file=self.out)
                 for m in self.conv.messages[-2:]:
@@ -247,7 +262,8 @@ def _chat(args) -> int:
     settings = SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
                                 repeat_penalty=args.repeat_penalty, max_tokens=args.max_tokens, seed=args.seed)
     engine = ChatEngine(args.model, EngineConfig(n_ctx=args.ctx, n_threads=args.threads,
-                                                 n_gpu_layers=args.gpu_layers, lora_path=args.lora))
+                                                 n_gpu_layers=args.gpu_layers, lora_path=args.lora,
+                                                 context_shift=not args.exact_context))
     conv = Conversation(system=args.system)
     _tolerant_stdin()
     try:

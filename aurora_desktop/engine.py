@@ -21,6 +21,8 @@ any thread may call `cancel()`.
 from __future__ import annotations
 
 import codecs
+import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,10 +31,15 @@ from typing import Callable, Generator
 
 from aurora_core.chat_format import CHAT_TEMPLATE, ChatTemplate, ChatTemplateError, Reply, encode_pieces, probe
 from aurora_core.errors import AuroraError
+from aurora_core.files import fingerprint
+from aurora_core.llama_runtime import (
+    StateIgnored, can_shift, evaluate_with_prefix, load_llama, load_sequence, save_sequence, shift_cache,
+)
+from aurora_core.model_check import DEFAULT_N_CTX, ModelCheckError, ModelInfo, check_gguf
 
 from .conversation import Conversation
-from aurora_core.llama_runtime import can_shift, evaluate_with_prefix, load_llama, shift_cache
-from aurora_core.model_check import DEFAULT_N_CTX, ModelCheckError, ModelInfo, check_gguf
+
+log = logging.getLogger("aurora.engine")
 
 
 @dataclass
@@ -141,6 +148,8 @@ class Generation:
     text: str = ""
     prompt_tokens: int = 0
     reused_tokens: int = 0
+    restored_tokens: int = 0
+    """Tokens the KV cache got back from the chat's saved state (before reuse was counted)."""
     shifted_tokens: int = 0
     """KV cache cells of dropped turns removed by a context shift (the kept turns were not read again)."""
     completion_tokens: int = 0
@@ -207,6 +216,8 @@ class ChatEngine:
                                  "its kept turns read again once (the exact policy)")
         self._cancel = threading.Event()
         self._token_cache: dict[str, list[int]] = {}
+        self._state_key: dict | None = None
+        self.cache_owner: str | None = None  # the saved state (a chat's) that the KV cache holds now
 
     def _load_template(self, source: str | None) -> ChatTemplate:
         if not source:
@@ -311,14 +322,17 @@ class ChatEngine:
         self._cancel.set()
 
     def stream(self, conversation: Conversation, settings: SamplingSettings | None = None,
-               drop_oldest: bool = True) -> Generator[str, None, Generation]:
+               drop_oldest: bool = True, state: str | Path | None = None) -> Generator[str, None, Generation]:
         """Text pieces of the next assistant answer to `conversation` (whose last message is the user's);
-        the generator's return value is the `Generation`."""
+        the generator's return value is the `Generation`. `state`: where this chat's KV state is saved
+        (`save_state`); it is restored first when the cache holds another chat, so only what differs is read."""
         s = settings or SamplingSettings()
         self._cancel.clear()
         start = time.perf_counter()
+        restored = self.restore_state(state) if state is not None else 0
+        self.cache_owner = str(state) if state is not None else None  # from here on the cache holds this chat
         ids, dropped = self.fit(conversation, min(s.max_tokens, max(16, self.llm.n_ctx() // 2)), drop_oldest)
-        gen = Generation(prompt_tokens=len(ids), dropped_turns=dropped)
+        gen = Generation(prompt_tokens=len(ids), dropped_turns=dropped, restored_tokens=restored)
         if dropped and self.shifts:
             gen.shifted_tokens = shift_cache(self.llm, ids)
         gen.reused_tokens = self._evaluate_prompt(ids)
@@ -371,6 +385,60 @@ class ChatEngine:
     def _evaluate_prompt(self, ids: list[int]) -> int:
         """Evaluate what the KV cache does not hold yet, in steps that `cancel()` can interrupt."""
         return evaluate_with_prefix(self.llm, ids, self.config.n_batch, self._cancel.is_set)
+
+    def matching_ids(self, text: str, ids) -> list[int] | None:
+        """`ids` when this model's vocabulary writes them as `text` (an answer's saved ids, checked before they are
+        reused: another model's ids mean other text), else None and the text is tokenized again."""
+        n_vocab = self.llm.n_vocab()
+        if not ids or not all(0 <= i < n_vocab for i in ids):
+            return None
+        try:
+            written = self.llm.detokenize(list(ids)).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return list(ids) if written.removeprefix(" ") == text else None
+
+    # -- a chat's KV cache on disk ----------------------------------------------------------------
+
+    def state_key(self) -> dict:
+        """What a saved KV state is valid for: this model file, LoRA, context size and cache types."""
+        if self._state_key is None:
+            c = self.config
+            self._state_key = {"model": fingerprint(self.info.path),
+                               "lora": fingerprint(c.lora_path) if c.lora_path else None,
+                               "n_ctx": self.llm.n_ctx(), "kv_cache_type": c.kv_cache_type,
+                               "flash_attn": bool(c.flash_attn or c.kv_cache_type != "f16")}
+        return self._state_key
+
+    def save_state(self, path: str | Path) -> int:
+        """Save what the KV cache holds (the chat just answered) to `path`; its size in bytes, or 0 when the
+        disk refuses (one line in the log; the chat goes on)."""
+        if self.llm.n_tokens == 0:
+            return 0
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            size = save_sequence(self.llm, Path(path), self.state_key())
+        except OSError as exc:
+            log.warning("%s: the chat's KV state was not saved (%s)", path, exc.strerror or exc)
+            return 0
+        self.cache_owner = str(path)
+        return size
+
+    def restore_state(self, path: str | Path) -> int:
+        """Load a state `save_state` wrote, when it fits this model and settings; the tokens restored, or 0 when
+        there is none or it cannot be used (one line in the log; the chat is then evaluated as usual)."""
+        path = Path(path)
+        if str(path) == self.cache_owner or not path.is_file():
+            return 0
+        try:
+            n = load_sequence(self.llm, path, self.state_key())
+        except StateIgnored as exc:
+            log.warning("%s; the chat is read instead", exc)
+            self.cache_owner = None
+            return 0
+        os.utime(path)  # recently used: the last to go when the states outgrow their budget
+        self.cache_owner = str(path)
+        return n
 
     @property
     def n_ctx(self) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
+from array import array
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -26,8 +26,10 @@ from aurora_core.chat_format import ORDER_RULE, expected_role
 from aurora_core.errors import AuroraError
 from aurora_core.files import parse_json
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAX_IMPORT_BYTES = 256 << 20
+STATES = "states"  # beside the database: each chat's saved KV cache, chat-ID.kv (see ChatEngine.save_state)
+STATE_BUDGET = 2 << 30  # bytes of saved KV states kept; the least recently used go first
 STATUSES = ("done", "streaming", "interrupted", "stopped", "error")
 
 # Version 1, the first release: linear conversations (kept here: migrations start from it).
@@ -73,7 +75,13 @@ ALTER TABLE conversations ADD COLUMN folder_id INTEGER REFERENCES folders(id) ON
 CREATE INDEX conversations_folder ON conversations(folder_id);
 PRAGMA user_version = 3;
 """
-MIGRATIONS = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3}
+# Version 4: the token ids the model sampled for each answer, so a reopened chat is read as the model wrote it
+# (re-tokenizing an answer's text can give other ids, and the saved KV cache would stop matching there).
+MIGRATE_3_TO_4 = """
+ALTER TABLE messages ADD COLUMN token_ids BLOB;
+PRAGMA user_version = 4;
+"""
+MIGRATIONS = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3, 3: MIGRATE_3_TO_4}
 ALL, UNFILED = -1, 0  # conversations(folder): every chat, or the chats in no folder (folder ids start at 1)
 
 
@@ -110,6 +118,8 @@ class MessageRow:
     version: int = 1
     """1-based index among its versions (siblings with the same parent and role)."""
     versions: int = 1
+    token_ids: tuple[int, ...] | None = None
+    """For an answer the model wrote: the ids it sampled (None for imported or older answers)."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +276,10 @@ class Store:
         system = chat.system or (folder.system if folder else None)
         return system, {**(folder.settings if folder else {}), **(chat.settings or {})}
 
+    def state_file(self, conv_id: int) -> Path:
+        """Where the chat's KV cache is saved between sessions (it may not exist)."""
+        return self.path.parent / STATES / f"chat-{conv_id}.kv"
+
     def move(self, conv_id: int, folder_id: int | None) -> None:
         """Put a chat into a folder (None: into no folder)."""
         self._write("UPDATE conversations SET folder_id = ? WHERE id = ?", (folder_id or None, conv_id))
@@ -333,10 +347,15 @@ class Store:
 
     def purge(self, deleted_before: float | None = None) -> int:
         """Remove hidden conversations (all, or those hidden before `deleted_before`) for good: their rows, their
-        full-text index entries (the index is rewritten without them) and, with the WAL checkpointed and
-        truncated, every copy of their text in the database's files. Returns how many were removed."""
+        full-text index entries (the index is rewritten without them), their saved KV cache files and, with the
+        WAL checkpointed and truncated, every copy of their text in the database's files. Returns how many were
+        removed."""
         cutoff = float("inf") if deleted_before is None else deleted_before
+        ids = [r[0] for r in self.db.execute("SELECT id FROM conversations WHERE deleted IS NOT NULL AND deleted < ?",
+                                             (cutoff,))]
         gone = self._write("DELETE FROM conversations WHERE deleted IS NOT NULL AND deleted < ?", (cutoff,)).rowcount
+        for conv_id in ids:
+            self.state_file(conv_id).unlink(missing_ok=True)  # its saved KV cache goes with it
         if gone:
             self._write("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
             self._write("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -357,9 +376,12 @@ class Store:
             self._write("UPDATE conversations SET current_leaf = ?, updated = ? WHERE id = ?", (msg_id, now, conv_id))
         return msg_id
 
-    def update(self, msg_id: int, content: str, status: str) -> None:
-        """The text of a message being written (throttled by the caller), or its final text and status."""
+    def update(self, msg_id: int, content: str, status: str, token_ids: list[int] | None = None) -> None:
+        """The text of a message being written (throttled by the caller), or its final text and status (and the
+        token ids the model sampled for it)."""
         self._write("UPDATE messages SET content = ?, status = ? WHERE id = ?", (storable(content), status, msg_id))
+        if token_ids is not None:
+            self._write("UPDATE messages SET token_ids = ? WHERE id = ?", (array("i", token_ids).tobytes(), msg_id))
 
     def branch(self, conv_id: int) -> list[MessageRow]:
         """The messages shown: from the root to the conversation's current leaf, with their version counts."""
@@ -373,8 +395,9 @@ class Store:
         out = []
         for r in rows:
             sib = self.siblings(r["id"])
+            ids = tuple(array("i", r["token_ids"])) if r["token_ids"] else None
             out.append(MessageRow(r["id"], r["parent_id"], r["role"], r["content"], r["status"],
-                                  sib.index(r["id"]) + 1, len(sib)))
+                                  sib.index(r["id"]) + 1, len(sib), ids))
         return out
 
     def siblings(self, msg_id: int) -> list[int]:
@@ -468,6 +491,20 @@ class Store:
 
 
 CHAT_COLUMNS = "id, title, updated, system, settings, model, folder_id"
+
+
+def prune_states(folder: Path, budget: int = STATE_BUDGET, keep: Path | None = None) -> int:
+    """Delete the least recently used saved KV states until they fit `budget` bytes (never `keep`); how many."""
+    files = sorted((p for p in Path(folder).glob("chat-*.kv") if p != keep), key=lambda p: p.stat().st_mtime)
+    total = sum(p.stat().st_size for p in Path(folder).glob("chat-*.kv"))
+    removed = 0
+    for p in files:
+        if total <= budget:
+            break
+        total -= p.stat().st_size
+        p.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _folder_filter(folder: int, column: str) -> tuple[str, tuple]:

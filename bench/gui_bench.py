@@ -142,7 +142,7 @@ def hostile_latency(window, work: Path, gguf: Path) -> list[tuple[str, float, fl
     worst, p99, secs = probe.run_until(lambda: window.importer is None, lambda: window.import_chats(str(export)))
     rows.append((f"File → Import, {size:.0f} MB, 1,000 chats (own process)", worst, p99, secs))
     worst, p99, secs = probe.run_until(lambda: True, lambda: window.store.import_file(export))
-    rows.append((f"the same import on the GUI thread (before)", worst, p99, secs))
+    rows.append(("the same import on the GUI thread (before)", worst, p99, secs))
     named = work / "name-50mb.gguf"
     if not named.exists():
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "hostile"))

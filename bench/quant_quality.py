@@ -81,7 +81,7 @@ def memory(work: Path) -> None:
                            "--text", "zh", "--out", work / "big-imatrix.gguf", "--chunk-size", "512", "--force",
                            "--no-progress"])
     limit = largest + 2 * 2**30
-    print(f"\n| imatrix on the export benchmark's checkpoint | seconds | peak RSS MiB | largest shard + 2 GiB | target |")
+    print("\n| imatrix on the export benchmark's checkpoint | seconds | peak RSS MiB | largest shard + 2 GiB | target |")
     print("|---|---:|---:|---:|---|")
     print(f"| {sum(p.stat().st_size for p in shards) / 1e9:.2f} GB, 12 layers, {len(shards)} shards | {secs:.1f} | "
           f"{peak / 2**20:,.0f} | {limit / 2**20:,.0f} | {'met' if peak <= limit else 'MISSED'} |")

@@ -95,6 +95,20 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def fingerprint(*paths: str | Path | None) -> str:
+    """A file's (or a folder's files') identity without reading it all: name, size, modification time and a
+    hash of the first MiB of each. A model replaced at the same path gets another fingerprint."""
+    digest = hashlib.sha256()
+    for path in (Path(p) for p in paths if p):
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        for f in files:
+            stat = f.stat()
+            digest.update(f"{f.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+            with open(f, "rb") as handle:
+                digest.update(handle.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
 # ---------------------------------------------------------------- JSON from outside, bounded
 
 MAX_JSON_DEPTH = 64  # real configs, datasets and mappings nest under 10 levels; 100,000 overflows Python's stack

@@ -163,3 +163,80 @@ def can_shift(llm) -> bool:
     import llama_cpp
 
     return bool(llama_cpp.llama_memory_can_shift(llama_cpp.llama_get_memory(llm.ctx)))
+
+
+# ---------------------------------------------------------------- a chat's KV cache on disk
+
+STATE_MAGIC = b"AURORA-KV-STATE 1\n"
+MAX_STATE_HEADER = 64 << 10
+
+
+class StateIgnored(Exception):
+    """A saved state that cannot be used here (another model, truncated, damaged): the chat is evaluated instead."""
+
+
+def save_sequence(llm, path: Path, key: dict) -> int:
+    """The KV cache of sequence 0 and the token ids it holds, written to `path` (whole or not at all) with `key`
+    (what it is valid for: model, LoRA, n_ctx, cache types). Returns the bytes written; OSError when the disk
+    refuses."""
+    import ctypes
+    import hashlib
+    import json
+
+    import llama_cpp
+
+    from .files import new_file
+
+    n = llm.n_tokens
+    size = llama_cpp.llama_state_seq_get_size(llm.ctx, 0)
+    blob = (ctypes.c_uint8 * size)()
+    written = llama_cpp.llama_state_seq_get_data(llm.ctx, blob, size, 0)
+    data = memoryview(blob)[:written]
+    tokens = llm.input_ids[:n].astype("<i4").tobytes()
+    header = {"key": key, "tokens": n, "state_bytes": written, "sha256": hashlib.sha256(data).hexdigest()}
+    with new_file(path, "wb") as f:
+        f.write(STATE_MAGIC + json.dumps(header).encode() + b"\n")
+        f.write(tokens)
+        f.write(data)
+    return path.stat().st_size
+
+
+def load_sequence(llm, path: Path, key: dict) -> int:
+    """Restore what `save_sequence` wrote, if it was made for `key`; returns the token ids restored. Anything
+    else raises StateIgnored with the reason, and the cache is left empty (never half restored)."""
+    import ctypes
+    import hashlib
+    import json
+
+    import llama_cpp
+    import numpy as np
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(STATE_MAGIC)) != STATE_MAGIC:
+                raise StateIgnored(f"{path}: not an Aurora KV state")
+            line = f.readline(MAX_STATE_HEADER)
+            try:
+                header = json.loads(line)
+                n, size, digest = int(header["tokens"]), int(header["state_bytes"]), str(header["sha256"])
+            except (ValueError, KeyError, TypeError):
+                raise StateIgnored(f"{path}: damaged header") from None
+            if header.get("key") != key:
+                raise StateIgnored(f"{path}: made for another model or settings")
+            if not 0 < n <= llm.n_ctx() or path.stat().st_size != len(STATE_MAGIC) + len(line) + 4 * n + size:
+                raise StateIgnored(f"{path}: truncated or of the wrong size")
+            tokens = np.frombuffer(f.read(4 * n), dtype="<i4")
+            data = f.read(size)
+    except OSError as exc:
+        raise StateIgnored(f"{path}: cannot read it ({exc.strerror})") from None
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise StateIgnored(f"{path}: damaged (its checksum differs)")
+    memory = llama_cpp.llama_get_memory(llm.ctx)
+    llama_cpp.llama_memory_seq_rm(memory, 0, -1, -1)
+    llm.n_tokens = 0
+    if not llama_cpp.llama_state_seq_set_data(llm.ctx, (ctypes.c_uint8 * size).from_buffer_copy(data), size, 0):
+        llama_cpp.llama_memory_seq_rm(memory, 0, -1, -1)
+        raise StateIgnored(f"{path}: llama.cpp refused it")
+    llm.input_ids[:n] = tokens
+    llm.n_tokens = n
+    return n

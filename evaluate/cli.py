@@ -47,9 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _eval(args) -> int:
+    from aurora_core.files import fingerprint
+
     from .backends import open_backend
     from .report import table, write_results
-    from .run import EvalSettings, evaluate, model_fingerprint
+    from .run import EvalSettings, evaluate
 
     if args.write_demo_sets:
         from .demo_sets import write_demo_sets
@@ -68,7 +70,7 @@ def _eval(args) -> int:
         raise AuroraError(f"{args.model}: no such file or folder; name a GGUF file or a Hugging Face folder")
     settings = EvalSettings(model=str(Path(args.model).resolve()), shots=args.shots, max_length=args.max_length,
                             chat=args.chat, split={"mmlu": args.mmlu_split},
-                            fingerprint=model_fingerprint(args.model, args.adapter))
+                            fingerprint=fingerprint(args.model, args.adapter))
     backend = open_backend(args.model, args.max_length, args.adapter, args.load_in_4bit, args.threads)
     try:
         subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None

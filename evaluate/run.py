@@ -39,7 +39,7 @@ class EvalSettings:
     chat: bool = False
     split: dict = field(default_factory=dict)
     fingerprint: str = ""
-    """The model's identity (model_fingerprint): a run resumes only with the same model bytes."""
+    """The model's identity (aurora_core.files.fingerprint): a run resumes only with the same model bytes."""
 
     def protocol(self, benchmark: str, dev_questions: int | None = None) -> str:
         """The protocol in words; `dev_questions` (the most any subject's dev split holds) caps the shots."""
@@ -68,19 +68,6 @@ def natural_ids(backend, benchmark: str) -> list[int]:
         k = next((i for i, (a, b) in enumerate(zip(base, full)) if a != b), len(base))
         out.append(full[k])
     return out
-
-
-def model_fingerprint(*paths: str | Path | None) -> str:
-    """Size, modification time and a hash of the first MiB of each file (a folder: of each file in it)."""
-    digest = hashlib.sha256()
-    for path in (Path(p) for p in paths if p):
-        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
-        for f in files:
-            stat = f.stat()
-            digest.update(f"{f.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-            with open(f, "rb") as handle:
-                digest.update(handle.read(1 << 20))
-    return digest.hexdigest()[:16]
 
 
 def question_key(q) -> str:

@@ -13,7 +13,6 @@ The file is written under a temporary name and renamed at the end.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("PySide6")
 import llama_cpp  # noqa: E402,F401  -- before Qt, as the app does
 
-from PySide6.QtCore import QEvent, QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtGui import QInputMethodEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from aurora_core.chat_format import CHAT_TEMPLATE, ChatTemplate, ChatTemplateError, Control
+from aurora_core.chat_format import ChatTemplate, ChatTemplateError, Control
 from aurora_desktop.conversation import Conversation
 from aurora_desktop.engine import ChatEngine, EngineConfig, SamplingSettings, Utf8Stream, _split_stop, consume
 from aurora_core.model_check import ModelCheckError, check_gguf

@@ -81,3 +81,69 @@ def test_the_exact_policy_answers_as_a_fresh_evaluation(exported):
     finally:
         exact.close()
         fresh.close()
+
+
+# ---------------------------------------------------------------- a chat's KV cache on disk
+
+
+def five_turns(engine: ChatEngine, state=None) -> Conversation:
+    conv = Conversation(system="你是一个乐于助人的助手。")
+    for i in range(5):
+        conv.add_user(question(i))
+        gen = consume(engine.stream(conv, GREEDY, state=state))
+        conv.add_assistant(gen.text, gen.reply_ids)
+    return conv
+
+
+def test_a_restored_chat_answers_as_one_read_from_scratch(exported, tmp_path):
+    config = EngineConfig(n_ctx=N_CTX, n_threads=2)
+    first = ChatEngine(exported["f16"], config)
+    try:
+        conv = five_turns(first)
+        state = tmp_path / "chat.kv"
+        size = first.save_state(state)
+        assert size > 0 and state.stat().st_size == size
+    finally:
+        first.close()
+    conv.add_user("最后一个问题：总结一下。")
+    restored, scratch = ChatEngine(exported["f16"], config), ChatEngine(exported["f16"], config)
+    try:
+        gen = consume(restored.stream(conv, GREEDY, state=state))
+        reference = consume(scratch.stream(conv, GREEDY))
+        assert gen.sampled_ids == reference.sampled_ids and gen.text == reference.text  # token for token
+        new = len(restored._encode("最后一个问题：总结一下。"))
+        assert gen.restored_tokens > 200 and gen.prompt_tokens - gen.reused_tokens <= new + 20
+        assert reference.prompt_tokens - reference.reused_tokens == reference.prompt_tokens  # read from scratch
+    finally:
+        restored.close()
+        scratch.close()
+
+
+def test_a_state_that_does_not_fit_is_ignored(exported, tmp_path, caplog):
+    engine = ChatEngine(exported["f16"], EngineConfig(n_ctx=N_CTX, n_threads=2))
+    try:
+        conv = five_turns(engine)
+        good = tmp_path / "good.kv"
+        engine.save_state(good)
+        data = good.read_bytes()
+        cases = {"truncated.kv": data[: len(data) // 2], "random.kv": bytes(range(256)) * 64,
+                 "flipped.kv": data[:-10] + bytes(b ^ 0xFF for b in data[-10:])}
+        for name, content in cases.items():
+            (tmp_path / name).write_bytes(content)
+        other = ChatEngine(exported["q8_0"], EngineConfig(n_ctx=N_CTX, n_threads=2))  # another model
+        wider = ChatEngine(exported["f16"], EngineConfig(n_ctx=2 * N_CTX, n_threads=2))  # another n_ctx
+        try:
+            conv.add_user("还在吗？")
+            for eng, state in [(engine, tmp_path / n) for n in cases] + [(other, good), (wider, good)]:
+                eng.cache_owner = None
+                eng.llm.reset()
+                caplog.clear()
+                gen = consume(eng.stream(conv, GREEDY, state=state))
+                assert gen.restored_tokens == 0 and gen.completion_tokens > 0, state
+                assert gen.reused_tokens == 0  # read from scratch, with a line in the log
+                assert any(str(state) in r.getMessage() and "read instead" in r.getMessage() for r in caplog.records)
+        finally:
+            other.close()
+            wider.close()
+    finally:
+        engine.close()

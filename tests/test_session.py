@@ -191,7 +191,7 @@ def test_migration_from_a_committed_version_2_file(tmp_path):
     path = tmp_path / "chats.sqlite"
     shutil.copy(FIXTURES / "chats-v2.sqlite", path)
     store = Store(path)
-    assert store.version() == SCHEMA_VERSION == 3 and (tmp_path / "chats.sqlite.v2-backup").is_file()
+    assert store.version() == SCHEMA_VERSION == 4 and (tmp_path / "chats.sqlite.v2-backup").is_file()
     chats = {c.title: c for c in store.conversations()}
     assert set(chats) == {"第一个对话", "second chat"}  # the deleted one stays hidden
     first = chats["第一个对话"]
@@ -206,3 +206,42 @@ def test_migration_from_a_committed_version_2_file(tmp_path):
     assert {h.conversation_id for h in store.search("混合专家", folder=folder)} == {first.id}
     assert store.search("混合专家", folder=UNFILED) == []
     store.close()
+
+
+def test_a_reopened_chat_is_restored_from_its_saved_state(qtbot, session, engine):
+    store = session.store
+    first = session.new()
+    store.set_settings(first, QUICK)
+    for text in ("你好", "介绍一下你自己", "再说详细一点"):
+        answer(qtbot, session, text)
+    state = store.state_file(first)
+    assert state.is_file() and state.parent.name == "states"
+    answers = [r for r in store.branch(first) if r.role == "assistant"]
+    assert all(r.token_ids for r in answers)  # the ids the model sampled are stored with each answer
+    other = session.new()  # another chat takes the KV cache
+    store.set_settings(other, QUICK)
+    answer(qtbot, session, "换个话题")
+    session.open(first)
+    assert [m.reply_ids for m in session.conversation.messages if m.role == "assistant"] == \
+        [list(r.token_ids) for r in answers]
+    answer(qtbot, session, "回到刚才")
+    gen = session.last_generation
+    assert gen.restored_tokens > 0 and gen.prompt_tokens - gen.reused_tokens <= len(engine._encode("回到刚才")) + 20
+    store.delete(first)
+    store.purge()
+    assert not state.exists() and store.state_file(other).exists()  # a deleted chat's saved cache goes with it
+
+
+def test_saved_states_keep_to_their_budget(tmp_path):
+    import os
+    import time
+
+    from aurora_desktop.store import prune_states
+
+    folder = tmp_path / "states"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"chat-{i}.kv").write_bytes(b"x" * 1000)
+        os.utime(folder / f"chat-{i}.kv", (time.time() - 100 + i, time.time() - 100 + i))
+    assert prune_states(folder, budget=2500, keep=folder / "chat-0.kv") == 3
+    assert sorted(p.name for p in folder.iterdir()) == ["chat-0.kv", "chat-4.kv"]  # the oldest went, not `keep`

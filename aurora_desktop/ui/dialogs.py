@@ -81,9 +81,11 @@ class ModelPanel(QDialog):
         self.gpu.setValue(config.n_gpu_layers)
         self.flash = QCheckBox()
         self.flash.setChecked(config.flash_attn)
+        self.shift = QCheckBox(tr("shift the KV cache (seamless); off: read the kept turns again (exact)"))
+        self.shift.setChecked(config.context_shift)
         for label, widget in ((tr("Context size"), self.ctx), (tr("KV cache type"), self.kv),
                               (tr("Threads"), self.threads), (tr("GPU layers"), self.gpu),
-                              (tr("Flash attention"), self.flash)):
+                              (tr("Flash attention"), self.flash), (tr("Long chats"), self.shift)):
             widget.setAccessibleName(label)
             settings.addRow(label + ":", widget)
         layout.addLayout(settings)
@@ -111,7 +113,8 @@ class ModelPanel(QDialog):
 
     def config(self) -> EngineConfig:
         return EngineConfig(n_ctx=self.ctx.value(), n_threads=self.threads.value(), n_gpu_layers=self.gpu.value(),
-                            kv_cache_type=self.kv.currentText(), flash_attn=self.flash.isChecked())
+                            kv_cache_type=self.kv.currentText(), flash_attn=self.flash.isChecked(),
+                            context_shift=self.shift.isChecked())
 
 
 POLICIES = ("drop_oldest", "stop")

@@ -21,7 +21,7 @@ from aurora_core.errors import AuroraError
 
 from ..conversation import Conversation
 from ..engine import ChatEngine, Generation, SamplingSettings
-from ..store import ChatRow, MessageRow, Store
+from ..store import STATE_BUDGET, ChatRow, MessageRow, Store
 from .worker import GenerationThread
 
 RENDER_MS = 50  # the answer is redrawn at most this often while it streams
@@ -63,6 +63,8 @@ class ChatSession(QObject):
     streaming_changed = Signal(bool)
 
     save_every_s = SAVE_EVERY_S
+    save_states = True  # keep each chat's KV cache on disk, so a reopened chat answers without reading it again
+    state_budget = STATE_BUDGET
 
     def __init__(self, store: Store, parent=None) -> None:
         super().__init__(parent)
@@ -113,7 +115,9 @@ class ChatSession(QObject):
                                            self.conversation.messages[-1].role == "user"):
                 self.conversation.add_user(row.content)
             elif row.role == "assistant" and self.conversation.messages:
-                self.conversation.add_assistant(row.content, self.reply_ids.get(row.id))
+                ids = self.reply_ids.get(row.id) or (self.engine.matching_ids(row.content, row.token_ids)
+                                                     if self.engine is not None and row.token_ids else None)
+                self.conversation.add_assistant(row.content, ids)
 
     def effective_settings(self) -> dict:
         """The chat's settings over its folder's (a chat's own value wins)."""
@@ -196,7 +200,8 @@ class ChatSession(QObject):
         msg_id = self._append(question_id, "assistant", "", status="streaming")
         thread = GenerationThread(self.engine, conversation, sampling_for(settings),
                                   drop_oldest=settings.get("context_policy", "drop_oldest") == "drop_oldest",
-                                  parent=self)
+                                  state=self.store.state_file(self.chat.id) if self.save_states else None,
+                                  state_budget=self.state_budget, parent=self)
         self.streaming = Streaming(self.chat.id, msg_id, thread, saved_at=time.monotonic())
         thread.piece.connect(self._piece)
         thread.finished_generation.connect(self._finished)
@@ -225,9 +230,9 @@ class ChatSession(QObject):
         if time.monotonic() - stream.saved_at >= self.save_every_s:
             self._save(stream, "streaming")
 
-    def _save(self, stream: Streaming, status: str) -> None:
+    def _save(self, stream: Streaming, status: str, token_ids: list[int] | None = None) -> None:
         try:
-            self.store.update(stream.msg_id, stream.text, status)
+            self.store.update(stream.msg_id, stream.text, status, token_ids)
             stream.saved_at = time.monotonic()
         except AuroraError as exc:  # a full disk or a read-only file: the answer stays on screen
             self.save_failed.emit(str(exc))
@@ -255,7 +260,7 @@ class ChatSession(QObject):
 
     def _end(self, stream: Streaming, status: str) -> None:
         self.timer.stop()
-        self._save(stream, status)
+        self._save(stream, status, self.reply_ids.get(stream.msg_id))
         self.streaming = None
         stream.thread.wait()
         if stream.conv_id == self.conv_id:

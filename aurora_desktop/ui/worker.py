@@ -13,6 +13,7 @@ from aurora_core.errors import AuroraError
 from .. import import_chats
 from ..conversation import Conversation
 from ..engine import ChatEngine, EngineConfig, SamplingSettings, consume
+from ..store import prune_states
 
 
 class GenerationThread(QThread):
@@ -27,13 +28,18 @@ class GenerationThread(QThread):
     failed = Signal(str)
 
     def __init__(self, engine: ChatEngine, conversation: Conversation, settings: SamplingSettings,
-                 drop_oldest: bool = True, parent=None) -> None:
+                 drop_oldest: bool = True, state: Path | None = None, state_budget: int = 0, parent=None) -> None:
         super().__init__(parent)
         self.engine, self.conversation, self.settings, self.drop_oldest = engine, conversation, settings, drop_oldest
+        self.state, self.state_budget = state, state_budget
 
     def run(self) -> None:
         try:
-            gen = consume(self.engine.stream(self.conversation, self.settings, self.drop_oldest), self.piece.emit)
+            gen = consume(self.engine.stream(self.conversation, self.settings, self.drop_oldest, self.state),
+                          self.piece.emit)
+            if self.state is not None:  # the chat's KV cache, for the next time it is opened (also here, off the
+                self.engine.save_state(self.state)  # GUI thread), within the states' disk budget
+                prune_states(self.state.parent, self.state_budget, keep=self.state)
         except AuroraError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # a bug: shown in full rather than swallowed

@@ -399,3 +399,36 @@ def test_short_queries_fold_accented_letters(tmp_path):
     assert [h.conversation_id for h in store.search("üb")] == [conv]
     assert [h.conversation_id for h in store.search("ÜB")] == [conv]
     store.close()
+
+
+# ---------------------------------------------------------------- the REPL
+
+
+def test_repl_commands_that_were_unclear(exported, tmp_path):
+    """/load without a file, a seed beyond llama.cpp's uint32, and a template that fails at turn 3: each is said,
+    and the session goes on."""
+    import pexpect
+
+    from aurora_core.chat_format import CHAT_TEMPLATE
+
+    late = rewrite(exported["q8_0"], tmp_path / "late.gguf", {"tokenizer.chat_template": (
+        "{% if messages|length > 4 %}{{ raise_exception('no third turn') }}{% endif %}" + CHAT_TEMPLATE,
+        gguf.GGUFValueType.STRING)})
+    child = pexpect.spawn(str(BIN / "aurora-chat"), [str(late), "--max-tokens", "4", "--temperature", "0"],
+                          encoding="utf-8", timeout=120)
+    try:
+        child.expect(">>> ")
+        child.sendline("/load")
+        child.expect("usage: /load FILE")
+        child.sendline("/set seed=100000000000000000000")
+        child.expect(r"cannot set: seed 100000000000000000000 is out of range; choose a whole number from 0 to "
+                     r"4,294,967,295")
+        for turn in range(3):
+            child.expect(">>> ")
+            child.sendline(f"第{turn + 1}个问题")
+        child.expect("note: the model's chat template failed")
+        child.expect(">>> ")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)

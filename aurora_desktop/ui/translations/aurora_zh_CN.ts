@@ -531,5 +531,13 @@
         <source>No folder</source>
         <translation>未归档</translation>
     </message>
+    <message>
+        <source>Long chats</source>
+        <translation>长对话</translation>
+    </message>
+    <message>
+        <source>shift the KV cache (seamless); off: read the kept turns again (exact)</source>
+        <translation>平移 KV 缓存（无缝）；关闭：重新读取保留的轮次（精确）</translation>
+    </message>
 </context>
 </TS>
