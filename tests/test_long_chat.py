@@ -147,3 +147,34 @@ def test_a_state_that_does_not_fit_is_ignored(exported, tmp_path, caplog):
             wider.close()
     finally:
         engine.close()
+
+
+def test_the_repl_saves_and_loads_the_kv_cache_beside_the_json(exported, tmp_path):
+    import io
+
+    from aurora_desktop.chat_cli import Repl, state_of
+
+    saved = tmp_path / "chat.json"
+    config = EngineConfig(n_ctx=N_CTX, n_threads=2)
+    first = ChatEngine(exported["f16"], config)
+    try:
+        repl = Repl(first, Conversation(), GREEDY, out=io.StringIO())
+        for i in range(3):
+            repl.conv.add_user(question(i))
+            repl.answer()
+        repl.command(f"/save {saved}")
+        assert "and the KV cache" in repl.out.getvalue() and state_of(saved).is_file()
+    finally:
+        first.close()
+    second = ChatEngine(exported["f16"], config)
+    try:
+        restored = []
+        original = second.restore_state
+        second.restore_state = lambda path: restored.append(original(path)) or restored[-1]
+        repl = Repl(second, Conversation(), GREEDY, out=io.StringIO())
+        repl.command(f"/load {saved}")
+        repl.conv.add_user("继续")
+        repl.answer()
+        assert restored and restored[0] > 100  # the loaded chat was not read again
+    finally:
+        second.close()

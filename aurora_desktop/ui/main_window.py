@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..engine import EngineConfig
-from ..store import MessageRow, Store
+from ..store import STATE_BUDGET, MessageRow, Store
 from . import i18n
 from .chat_view import ChatView, MessageWidget
 from .composer import SEND_ENTER, Composer
@@ -31,6 +31,7 @@ class MainWindow(ModelsAndFiles, QMainWindow):
         super().__init__()
         self.store, self.settings = store, settings or QSettings()
         self.session = ChatSession(store, self)
+        self.session.state_budget = int(self.settings.value("kv_state_budget_mib", STATE_BUDGET >> 20)) << 20
         self.loader: LoadThread | None = None
         self.importer: ImportThread | None = None
         self.deleted: list[int] = []
