@@ -339,11 +339,32 @@ class ChatEngine:
         if self._cancel.is_set():
             gen.stop_reason, gen.seconds = "cancelled", time.perf_counter() - start
             return gen
+        return (yield from self._generate(ids, s, gen, start))
+
+    def stream_text(self, prompt: str, settings: SamplingSettings | None = None) -> Generator[str, None, Generation]:
+        """A plain completion of `prompt` (after BOS, no chat template), for the OpenAI completions endpoint."""
+        s = settings or SamplingSettings()
+        self._cancel.clear()
+        start = time.perf_counter()
+        self.cache_owner = None
+        ids = [self.bos] + self._encode(prompt)
+        if len(ids) >= self.llm.n_ctx():
+            raise ContextFullError(f"the prompt is {len(ids):,} tokens, more than the context of {self.llm.n_ctx():,}")
+        gen = Generation(prompt_tokens=len(ids))
+        gen.reused_tokens = self._evaluate_prompt(ids)
+        if self._cancel.is_set():
+            gen.stop_reason, gen.seconds = "cancelled", time.perf_counter() - start
+            return gen
+        return (yield from self._generate(ids, s, gen, start, word_start=False))
+
+    def _generate(self, ids: list[int], s: SamplingSettings, gen: Generation, start: float,
+                  word_start: bool = True) -> Generator[str, None, Generation]:
+        """Sample after the evaluated `ids` until EOS, a stop string, the budget or `cancel()`; text pieces out.
+        `word_start`: the first piece's word-start space (`▁`) is not part of an answer's text."""
         if s.seed is not None:
             self.llm.set_seed(s.seed)
         utf8 = Utf8Stream()
         pending = ""  # text held back while it could be the start of a stop string
-        word_start = True  # the reply's first piece is the word-start `▁`: not part of its text
         budget = min(s.max_tokens, self.llm.n_ctx() - len(ids))
         gen.stop_reason = "length"
         tokens = self.llm.generate(ids, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p, temp=s.temperature,
