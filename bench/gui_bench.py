@@ -66,7 +66,7 @@ class ScriptedEngine:
         self.warnings: list[str] = []
         self.llm = type("L", (), {"n_ctx": staticmethod(lambda: 8192)})()
 
-    def stream(self, conversation, settings=None, drop_oldest=True):
+    def stream(self, conversation, settings=None, drop_oldest=True, state=None):
         from aurora_desktop.engine import Generation
 
         gen = Generation(prompt_tokens=10)
@@ -85,6 +85,9 @@ class ScriptedEngine:
 
     def cancel(self) -> None:
         self._cancel.set()
+
+    def save_state(self, path) -> int:  # nothing to keep: the window's session saves after each answer
+        return 0
 
     def close(self) -> None:
         pass

@@ -132,6 +132,9 @@ def collect(merger, chunks: list[list[int]], progress: bool = True) -> Imatrix:
     from transformers import MixtralConfig, MixtralForCausalLM
     from transformers.models.mixtral.modeling_mixtral import MixtralRotaryEmbedding
 
+    from .checkpoint import keep_big_buffers_out_of_the_heap
+
+    keep_big_buffers_out_of_the_heap()
     base = merger.base
     s = base.shape
     config = MixtralConfig(**{k: v for k, v in base.config.items() if k not in ("architectures",)})
