@@ -189,6 +189,7 @@ def run_generation(engine: ChatEngine, work, on_piece) -> threading.Thread:
 
 
 def build_app(engine: ChatEngine, config: ServeConfig):
+    import anyio
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
@@ -221,7 +222,8 @@ def build_app(engine: ChatEngine, config: ServeConfig):
         try:
             text, gen = await collect(queue)
         finally:
-            await finish(thread)
+            with anyio.CancelScope(shield=True):
+                await finish(thread)
         choice = {"index": 0, "finish_reason": finish_reason(gen)}
         choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
         return JSONResponse({"id": ident, "object": "chat.completion" if chat else "text_completion",
@@ -272,9 +274,10 @@ def build_app(engine: ChatEngine, config: ServeConfig):
                     yield event({}, finish_reason(value), {"usage": usage(value)})
                     break
             yield "data: [DONE]\n\n"
-        finally:  # also when the client went away: its answer stops now
-            await finish(thread)
-            await asyncio.sleep(0)
+        finally:  # also when the client went away: its answer stops now (shielded: the scope is being cancelled)
+            with anyio.CancelScope(shield=True):
+                await finish(thread)
+                await asyncio.sleep(0)
             while not queue.empty():
                 kind, value = queue.get_nowait()
                 if kind == "end" and value.stop_reason == "cancelled":

@@ -4,6 +4,8 @@ and hostile requests, each answered with the right status while the server keeps
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
+import json
 import os
 import socket
 import stat
@@ -12,10 +14,8 @@ import sysconfig
 import time
 from pathlib import Path
 
+import openai
 import pytest
-
-httpx = pytest.importorskip("httpx")
-openai = pytest.importorskip("openai")
 
 BIN = Path(sysconfig.get_path("scripts"))
 GREEDY = {"temperature": 0, "max_tokens": 16}
@@ -38,15 +38,43 @@ def server(exported, tmp_path_factory):
     assert "API key: " in banner, proc.stderr.read() if proc.poll() is not None else banner
     key = banner.split("API key: ")[1].split()[0]
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(url + "/v1/models", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    ready(port)
     yield {"url": url, "key": key, "port": port, "config": config, "proc": proc}
     proc.terminate()
     proc.wait(timeout=30)
+
+
+def raw(port: int, method: str, path: str, body=None, headers: dict | None = None, partial: bool = False):
+    """(status, headers, body) of one request made by hand (the Host header too); `partial`: send only the
+    first 64 KiB of a large body (the server answers from its Content-Length)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    headers = dict(headers or {})
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body, ensure_ascii=False).encode()
+    conn.putrequest(method, path, skip_host="Host" in headers, skip_accept_encoding=True)
+    for key, value in headers.items():
+        conn.putheader(key, value)
+    if data is not None:
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(len(data)))
+    conn.endheaders()
+    if data is not None:
+        try:
+            conn.send(data[: 64 << 10] if partial else data)
+        except OSError:  # the server answered and closed first
+            pass
+    response = conn.getresponse()
+    content = response.read()
+    conn.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, content
+
+
+def ready(port: int) -> None:
+    for _ in range(400):
+        try:
+            raw(port, "GET", "/v1/models")
+            return
+        except OSError:
+            time.sleep(0.05)
 
 
 def headers(server, **extra) -> dict:
@@ -70,7 +98,9 @@ def test_the_official_client_streams_and_the_text_equals_aurora_chat(server, exp
     cli = subprocess.run([str(BIN / "aurora-chat"), str(exported["q8_0"]), "--system", "你是一个乐于助人的助手。",
                           "--prompt", "你好", "--temperature", "0", "--max-tokens", "16", "--ctx", "1024"],
                          capture_output=True, text=True, timeout=120)
-    assert cli.stdout.rstrip("\n") == streamed
+    from aurora_desktop.chat_cli import visible
+
+    assert cli.stdout.rstrip("\n") == visible(streamed)  # the terminal shows control characters as \\xNN
     text = c.completions.create(model="aurora", prompt="混合专家模型", **GREEDY)
     assert text.choices[0].text and text.object == "text_completion"
 
@@ -107,26 +137,25 @@ def test_hostile_requests(server, case, status):
         body["temperature"] = -1
     elif case == "assistant last":
         body["messages"].append({"role": "assistant", "content": "x"})
-    r = httpx.post(server["url"] + "/v1/chat/completions", headers=h, timeout=60,
-                   **({"content": content} if content is not None else {"json": body}))
-    assert r.status_code == status, r.text
-    assert r.json()["error"]["message"]
-    assert httpx.get(server["url"] + "/v1/models", headers=headers(server)).status_code == 200  # still serving
+    code, _h, answer = raw(server["port"], "POST", "/v1/chat/completions", content if content is not None else body,
+                           h, partial=case == "10 MB body")
+    assert code == status, answer
+    assert json.loads(answer)["error"]["message"]
+    assert raw(server["port"], "GET", "/v1/models", headers=headers(server))[0] == 200  # still serving
 
 
 def test_cors_only_for_listed_origins(server):
-    r = httpx.get(server["url"] + "/v1/models", headers=headers(server, Origin="https://evil.example"))
-    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
-    pre = httpx.options(server["url"] + "/v1/chat/completions", headers={"Origin": "https://evil.example",
-                                                                          "Access-Control-Request-Method": "POST"})
-    assert pre.status_code == 403 and "access-control-allow-origin" not in pre.headers
+    code, h, _ = raw(server["port"], "GET", "/v1/models", headers=headers(server, Origin="https://evil.example"))
+    assert code == 200 and "access-control-allow-origin" not in h
+    code, h, _ = raw(server["port"], "OPTIONS", "/v1/chat/completions",
+                     headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert code == 403 and "access-control-allow-origin" not in h
 
 
 def test_many_requests_at_once_are_answered_or_told_to_wait(server):
     def one(i):
-        r = httpx.post(server["url"] + "/v1/chat/completions", headers=headers(server), timeout=300,
-                       json={"messages": [{"role": "user", "content": f"第{i}个"}], "max_tokens": 16})
-        return r.status_code
+        return raw(server["port"], "POST", "/v1/chat/completions",
+                   {"messages": [{"role": "user", "content": f"第{i}个"}], "max_tokens": 16}, headers(server))[0]
 
     with concurrent.futures.ThreadPoolExecutor(64) as pool:
         codes = list(pool.map(one, range(64)))
@@ -142,15 +171,18 @@ def test_a_client_that_goes_away_stops_its_answer(exported, tmp_path):
                                 env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
         try:
             proc.stdout.readline()
-            url = f"http://127.0.0.1:{port}/v1/chat/completions"
-            body = {"messages": [{"role": "user", "content": "写一个很长的故事"}], "max_tokens": 4000,
-                    "temperature": 0, "stream": True}
-            with httpx.stream("POST", url, json=body, timeout=60) as r:
-                for n, _line in enumerate(r.iter_lines()):
-                    if n > 5:
-                        break  # the client hangs up mid-answer
-            r = httpx.post(url, timeout=120, json={"messages": [{"role": "user", "content": "你好"}], "max_tokens": 1})
-            assert r.status_code == 200
+            ready(port)
+            body = json.dumps({"messages": [{"role": "user", "content": "写一个很长的故事"}], "max_tokens": 4000,
+                               "temperature": 0, "stream": True}).encode()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+            stream = conn.getresponse()
+            for _ in range(6):
+                assert stream.fp.readline()
+            conn.close()  # the client hangs up mid-answer
+            again = raw(port, "POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "你好"}],
+                                                               "max_tokens": 1})
+            assert again[0] == 200
         finally:
             proc.terminate()
             proc.wait(timeout=30)
