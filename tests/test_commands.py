@@ -24,6 +24,7 @@ def test_help_explains_the_command(command):
     assert len(result.stdout.split()) > 15  # a description, not just a usage line
 
 
+@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
 def test_tiny_base_command_writes_a_checkpoint(tmp_path):
     result = run("aurora-train", "tiny-base", "--out", str(tmp_path / "kit"), "--layers", "1", "--experts", "2")
     assert result.returncode == 0, result.stderr

@@ -85,6 +85,7 @@ def test_quantized_files_load_generate_and_are_smaller(exported, qtype):
     assert out["usage"]["completion_tokens"] >= 1
 
 
+@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
 def test_verify_prints_agreement_and_passes_f32(exported, export_kit, export_adapter):
     for t in ("f32", "q4_k_m"):
         result = subprocess.run([AURORA_EXPORT, "verify", str(exported[t]), "--base", str(export_kit),

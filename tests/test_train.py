@@ -68,6 +68,7 @@ def test_experts_are_held_in_4bit(tiny_base):
     assert quantized_share(full) == 0.0
 
 
+@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
 def test_qlora_60_steps_cut_the_loss(tiny_base, train_data, tmp_path):
     from aurora_training.train import run
 
@@ -114,6 +115,7 @@ def _adapter_tensors(folder: Path) -> dict:
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
+@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
 def test_resume_after_sigkill_is_bitwise_identical(tiny_base, train_data, tmp_path):
     values = quick(tiny_base, train_data, "unused", max_steps=40, grad_accum=2, save_every=2, keep_checkpoints=2,
                    lr_scheduler="cosine", warmup_ratio=0.05)
@@ -143,6 +145,7 @@ def test_resume_after_sigkill_is_bitwise_identical(tiny_base, train_data, tmp_pa
     assert steps == list(range(1, 41))
 
 
+@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
 def test_ddp_two_cpu_processes(tiny_base, train_data, tmp_path):
     """DDP over gloo with 2 CPU processes, full precision (bitsandbytes 4-bit is not run distributed on CPUs).
 

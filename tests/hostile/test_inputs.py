@@ -144,6 +144,7 @@ def test_divergent_training_stops_without_an_adapter(tiny_base, tmp_path):
     assert not (tmp_path / "run" / "adapter").exists()
 
 
+@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
 def test_resume_edge_cases(tiny_base, tmp_path):
     (tmp_path / "cfg.yaml").write_text("")
     data = _train_data(tmp_path)

@@ -115,6 +115,7 @@ def test_utf16_gets_the_right_advice(tmp_path):
 # ---------------------------------------------------------------- non-finite adapters, hparams, imatrices
 
 
+@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
 def test_a_non_finite_adapter_is_refused_by_every_command(kit, adapter, tmp_path):
     import torch
     from safetensors.torch import load_file, save_file
@@ -167,6 +168,7 @@ def imatrix_file(export_kit, tmp_path_factory):
     return build(export_kit, None, [shipped_text("en")], out, chunk_size=64, max_chunks=2, progress=False)
 
 
+@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
 def test_bad_importance_matrices(kit, imatrix_file, tmp_path):
     from aurora_export.imatrix import read, write
 
@@ -268,6 +270,7 @@ def test_eval_resumes_only_with_the_same_model_key_and_whole_rows(sets, exported
     assert first["benchmarks"]["cmmlu"]["subjects"][key]["n"] == second["benchmarks"]["cmmlu"]["subjects"][key]["n"]
 
 
+@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
 def test_eval_refuses_a_replaced_model_and_damaged_run_files(sets, exported, tmp_path):
     model = tmp_path / "model.gguf"
     shutil.copy(exported["f32"], model)
