@@ -265,6 +265,13 @@ def build_app(engine: ChatEngine, config: ServeConfig):
                 yield event({"role": "assistant", "content": ""})
             while True:
                 kind, value = await queue.get()
+                while kind == "piece" and not queue.empty():  # pieces that arrived meanwhile: one event, not many
+                    nxt = queue.get_nowait()
+                    if nxt[0] != "piece":
+                        yield event({"content": value})
+                        kind, value = nxt
+                        break
+                    value += nxt[1]
                 if kind == "piece":
                     yield event({"content": value})
                 elif kind == "error":
