@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sysconfig.get_path("scripts"))
-COMMANDS = ["aurora-desktop", "aurora-chat", "aurora-export", "aurora-train", "aurora-data", "aurora-eval"]
+COMMANDS = ["aurora-desktop", "aurora-chat", "aurora-serve", "aurora-export", "aurora-train", "aurora-data", "aurora-eval"]
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:
