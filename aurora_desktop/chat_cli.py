@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -62,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         "chat template. With --prompt or piped stdin it prints one answer and exits.",
         epilog=HELP, formatter_class=HelpFormatter,
     )
-    p.add_argument("model", help="GGUF model file (from aurora-export gguf)")
+    p.add_argument("model", nargs="?", help="GGUF model file (from aurora-export gguf); not with --remote")
+    p.add_argument("--remote", metavar="URL", help="chat through an OpenAI-compatible server instead (aurora-serve, "
+                   "llama.cpp's server, vLLM), e.g. http://127.0.0.1:8399/v1; the conversation is sent there")
+    p.add_argument("--api-key-env", metavar="VAR", default="AURORA_API_KEY",
+                   help="with --remote: the environment variable holding the server's API key")
+    p.add_argument("--model-name", help="with --remote: the server's model (default: the first it lists)")
     p.add_argument("--version", action="version", version=version_text("aurora-chat"))
     p.add_argument("--prompt", help="answer this one message and exit")
     p.add_argument("--json", action="store_true", help="with --prompt or piped stdin: print the answer as JSON")
@@ -177,6 +183,8 @@ class Repl:
         _readline_history()
         info = self.engine.info
         size = f"{info.file_size / 2**30:.1f} GiB" if info.file_size >= 2**30 else f"{info.file_size / 2**20:.1f} MiB"
+        if info.architecture == "remote":
+            size = "the conversation is sent there"
         print(f"aurora-chat: {escape_control(info.name)} ({info.architecture}, {size}). /help for commands, "
               "Ctrl-D to quit.", file=self.out)
         self._new_notes()
@@ -261,9 +269,16 @@ def _tolerant_stdin() -> None:
 def _chat(args) -> int:
     settings = SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
                                 repeat_penalty=args.repeat_penalty, max_tokens=args.max_tokens, seed=args.seed)
-    engine = ChatEngine(args.model, EngineConfig(n_ctx=args.ctx, n_threads=args.threads,
-                                                 n_gpu_layers=args.gpu_layers, lora_path=args.lora,
-                                                 context_shift=not args.exact_context))
+    if (args.model is None) == (args.remote is None):
+        raise AuroraError("name a GGUF model file, or --remote URL for a model on a server (not both)")
+    if args.remote:
+        from .remote import RemoteEngine
+
+        engine = RemoteEngine(args.remote, os.environ.get(args.api_key_env), args.model_name)
+    else:
+        engine = ChatEngine(args.model, EngineConfig(n_ctx=args.ctx, n_threads=args.threads,
+                                                     n_gpu_layers=args.gpu_layers, lora_path=args.lora,
+                                                     context_shift=not args.exact_context))
     conv = Conversation(system=args.system)
     _tolerant_stdin()
     try:

@@ -105,6 +105,27 @@ def test_the_official_client_streams_and_the_text_equals_aurora_chat(server, exp
     assert text.choices[0].text and text.object == "text_completion"
 
 
+def test_aurora_chat_through_a_server(server, exported):
+    """`aurora-chat --remote` against aurora-serve: the same greedy answer as the local chat, and a clear line
+    for a wrong key or an address where nothing listens."""
+    from aurora_desktop.chat_cli import visible
+
+    argv = ["--prompt", "你好", "--temperature", "0", "--max-tokens", "16", "--system", "你是一个乐于助人的助手。"]
+    env = {**os.environ, "AURORA_API_KEY": server["key"]}
+    remote = subprocess.run([str(BIN / "aurora-chat"), "--remote", server["url"] + "/v1", *argv],
+                            capture_output=True, text=True, timeout=120, env=env)
+    local = subprocess.run([str(BIN / "aurora-chat"), str(exported["q8_0"]), "--ctx", "1024", *argv],
+                           capture_output=True, text=True, timeout=120)
+    assert remote.returncode == 0, remote.stderr
+    assert remote.stdout == local.stdout and visible(remote.stdout)
+    wrong = subprocess.run([str(BIN / "aurora-chat"), "--remote", server["url"] + "/v1", *argv], capture_output=True,
+                           text=True, timeout=60, env={**os.environ, "AURORA_API_KEY": "aurora-wrong"})
+    assert wrong.returncode == 2 and "the server said 401" in wrong.stderr and len(wrong.stderr.splitlines()) == 1
+    nobody = subprocess.run([str(BIN / "aurora-chat"), "--remote", f"http://127.0.0.1:{free_port()}/v1", *argv],
+                            capture_output=True, text=True, timeout=60)
+    assert nobody.returncode == 2 and "cannot reach the server" in nobody.stderr
+
+
 def test_the_key_is_kept_for_the_user_alone(server):
     key_file = server["config"] / "Aurora" / "serve-api-key"
     assert key_file.read_text().strip() == server["key"]

@@ -1,0 +1,136 @@
+"""A chat on a model that runs elsewhere: any OpenAI-compatible server (aurora-serve, llama.cpp's server, vLLM).
+
+`RemoteEngine` has the face of `ChatEngine` that the terminal chat uses (`info`, `warnings`, `stream`, `cancel`,
+`save_state`, `close`): `stream` posts the conversation to `/chat/completions` with `"stream": true` and yields
+the text of the server-sent events. Nothing connects anywhere unless the user gives an address.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Generator
+
+from aurora_core.errors import AuroraError
+
+from .conversation import Conversation
+from .engine import Generation, SamplingSettings
+
+
+class RemoteError(AuroraError):
+    pass
+
+
+@dataclass
+class RemoteInfo:
+    name: str
+    path: str
+    architecture: str = "remote"
+    file_size: int = 0
+
+
+class RemoteEngine:
+    def __init__(self, url: str, api_key: str | None = None, model: str | None = None, timeout: float = 600) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RemoteError(f"--remote {url!r}: give the server's address, e.g. http://127.0.0.1:8399/v1")
+        self.url, self.parts, self.api_key, self.timeout = url.rstrip("/"), parts, api_key, timeout
+        self.warnings: list[str] = []
+        self._cancel = threading.Event()
+        self.model = model or self._first_model()
+        self.info = RemoteInfo(name=f"{self.model} at {self.url}", path=self.url)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self.parts.scheme == "https" else http.client.HTTPConnection
+        return cls(self.parts.hostname, self.parts.port, timeout=self.timeout)
+
+    def _request(self, method: str, path: str, body: dict | None = None):
+        conn = self._connection()
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        try:
+            conn.request(method, self.parts.path.rstrip("/") + path,
+                         json.dumps(body, ensure_ascii=False).encode() if body is not None else None, headers)
+            response = conn.getresponse()
+        except OSError as exc:
+            conn.close()
+            raise RemoteError(f"{self.url}: cannot reach the server ({exc.strerror or exc})") from None
+        if response.status != 200:
+            text = response.read().decode("utf-8", "replace")
+            conn.close()
+            try:
+                message = json.loads(text)["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = text[:200] or response.reason
+            raise RemoteError(f"{self.url}: the server said {response.status}: {message}")
+        return conn, response
+
+    def _first_model(self) -> str:
+        conn, response = self._request("GET", "/models")
+        try:
+            data = json.loads(response.read())["data"]
+            return str(data[0]["id"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise RemoteError(f"{self.url}/models: no model listed; pass --model NAME") from None
+        finally:
+            conn.close()
+
+    def stream(self, conversation: Conversation, settings: SamplingSettings | None = None, drop_oldest: bool = True,
+               state=None) -> Generator[str, None, Generation]:
+        """The answer's text pieces as the server streams them; the `Generation` (with the server's usage) at the end."""
+        s = settings or SamplingSettings()
+        self._cancel.clear()
+        start = time.perf_counter()
+        body = {"model": self.model, "messages": conversation.as_messages(), "stream": True,
+                "stream_options": {"include_usage": True}, "max_tokens": s.max_tokens, "temperature": s.temperature,
+                "top_p": s.top_p, **({"seed": s.seed} if s.seed is not None else {}),
+                **({"stop": list(s.stop)} if s.stop else {})}
+        gen = Generation(stop_reason="eos")
+        conn, response = self._request("POST", "/chat/completions", body)
+        try:
+            for raw in response:
+                if self._cancel.is_set():
+                    gen.stop_reason = "cancelled"
+                    break
+                line = raw.decode("utf-8", "replace").strip()
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    raise RemoteError(f"{self.url}: the server sent something that is not JSON") from None
+                if "error" in event:
+                    raise RemoteError(f"{self.url}: {event['error'].get('message', 'the answer failed')}")
+                usage = event.get("usage") or {}
+                gen.prompt_tokens = usage.get("prompt_tokens", gen.prompt_tokens)
+                gen.completion_tokens = usage.get("completion_tokens", gen.completion_tokens)
+                for choice in event.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        if not gen.text:
+                            gen.time_to_first_token = time.perf_counter() - start
+                        gen.text += piece
+                        yield piece
+                    if choice.get("finish_reason") == "length":
+                        gen.stop_reason = "length"
+        finally:
+            conn.close()  # also on cancel: the server sees the client go and stops
+            gen.seconds = time.perf_counter() - start
+        return gen
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def save_state(self, path) -> int:  # the KV cache is the server's
+        return 0
+
+    def close(self) -> None:
+        pass
