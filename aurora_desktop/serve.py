@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import hmac
 import json
+import math
 import os
 import secrets
 import sys
@@ -35,7 +36,7 @@ from pathlib import Path
 from aurora_core.errors import AuroraError
 
 from .conversation import Conversation
-from .engine import SAMPLING_RANGES, ChatEngine, EngineConfig, SamplingSettings
+from .engine import SAMPLING_RANGES, ChatEngine, EngineConfig, SamplingSettings, SettingsError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ROLES = ("system", "user", "assistant")
@@ -93,27 +94,27 @@ def stored_key() -> str:
 
 
 def sampling_of(body: dict) -> SamplingSettings:
+    """The request's sampling values as SamplingSettings, whose own rules check the ranges (400 otherwise)."""
     values = {}
     for key, (kind, lo, hi, _what) in SAMPLING_RANGES.items():
         value = body.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-            raise RequestError(400, f"{key} must be a {kind.__name__} from {lo} to {hi}", "invalid_request_error")
-        if not lo <= value <= hi:
-            raise RequestError(400, f"{key} {value} is out of range; choose {lo} to {hi}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (kind is int and value != int(value)):
+            raise RequestError(400, f"{key} must be a {kind.__name__} from {lo} to {hi}")
         values[key] = kind(value)
     stop = body.get("stop")
     if isinstance(stop, str):
         stop = [stop]
     if stop is not None and (not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(x, str) and x for x in stop)):
         raise RequestError(400, "stop must be a string or a list of up to 4 strings")
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
-        raise RequestError(400, "seed must be a whole number from 0 to 4294967295")
     if body.get("n", 1) != 1:
         raise RequestError(400, "n must be 1")
-    return SamplingSettings(**values, seed=seed, stop=tuple(stop or ()))
+    try:
+        return SamplingSettings(**values, seed=body.get("seed"), stop=tuple(stop or ()))
+    except SettingsError as exc:  # out of range, or a seed that is not a whole number from 0 to 2^32 - 1
+        raise RequestError(400, str(exc)) from None
 
 
 def conversation_of(body: dict) -> Conversation:

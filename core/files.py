@@ -152,10 +152,14 @@ def read_json(path: Path, what_to_do: str, error: type[AuroraError] = AuroraErro
         raise error(f"{path}: is a folder, not a JSON file; {what_to_do}")
     if not path.is_file():
         raise error(f"{path}: missing; {what_to_do}")
+    return parse_json(read_text(path, what_to_do, error), str(path), what_to_do, error)
+
+
+def read_text(path: Path, what_to_do: str, error: type[AuroraError] = AuroraError) -> str:
+    """A UTF-8 text file, or `error` naming it (not UTF-8, unreadable) and what to do."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise error(f"{path}: not UTF-8 text; {what_to_do}") from None
     except OSError as exc:
         raise error(f"{path}: cannot read it ({exc.strerror}); {what_to_do}") from None
-    return parse_json(text, str(path), what_to_do, error)

@@ -101,10 +101,7 @@ def check_gguf(path: str | Path, n_ctx: int = DEFAULT_N_CTX, memory: int | None 
     if not isinstance(arch, str) or arch not in supported_architectures():
         raise ModelCheckError(f"{path}: architecture {arch!r} is not one llama.cpp runs; "
                               "export the model with aurora-export gguf")
-    end = header.data_start + max((t.offset + tensor_nbytes(t, path) for t in header.tensors), default=0)
-    if end > size:
-        raise ModelCheckError(f"{path}: truncated ({size:,} bytes, its tensors need {end:,}); "
-                              "download or export it again")
+    check_complete(header, "download or export it again")
     hp = _hyper_parameters(header, arch)
     _check_finite(header)
     _check_vocabulary(header)
@@ -125,6 +122,13 @@ def check_gguf(path: str | Path, n_ctx: int = DEFAULT_N_CTX, memory: int | None 
                      context_length=hp["context_length"], expert_count=hp["expert_count"],
                      chat_template=template if isinstance(template, str) else None, metadata=meta,
                      kv_cache_bytes=kv_bytes, n_ctx=n_ctx)
+
+
+def check_complete(header, what_to_do: str, error: type[AuroraError] = ModelCheckError) -> None:
+    """Every tensor's data lies inside the file, or `error` naming it as truncated and saying what to do."""
+    end = header.data_start + max((t.offset + tensor_nbytes(t, header.path) for t in header.tensors), default=0)
+    if end > header.file_size:
+        raise error(f"{header.path}: truncated ({header.file_size:,} bytes, its tensors need {end:,}); {what_to_do}")
 
 
 def tensor_nbytes(t, path: Path) -> int:

@@ -222,7 +222,7 @@ def read(path: Path) -> Imatrix:
     import gguf
 
     from aurora_core.gguf_header import GGUFHeaderError, read_header
-    from aurora_core.model_check import tensor_nbytes
+    from aurora_core.model_check import check_complete
 
     if path.is_dir():
         raise ImatrixError(f"{path}: is a folder, not an importance matrix; pass the imatrix.gguf file")
@@ -232,10 +232,7 @@ def read(path: Path) -> Imatrix:
         header = read_header(path)
     except GGUFHeaderError as exc:
         raise ImatrixError(str(exc)) from None
-    end = header.data_start + max((t.offset + tensor_nbytes(t, path) for t in header.tensors), default=0)
-    if end > header.file_size:
-        raise ImatrixError(f"{path}: truncated ({header.file_size:,} bytes, its tensors need {end:,}); make it again "
-                           "with aurora-export imatrix")
+    check_complete(header, "make it again with aurora-export imatrix", ImatrixError)
     if header.get("general.type") != "imatrix":
         raise ImatrixError(f"{path}: general.type is {header.get('general.type')!r}, not an importance matrix; "
                            "make one with aurora-export imatrix")

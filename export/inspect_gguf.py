@@ -49,15 +49,12 @@ def report(header) -> tuple[str, str | None]:
 
 
 def _problem(header) -> str | None:
-    from aurora_core.model_check import ModelCheckError, tensor_nbytes
+    from aurora_core.model_check import ModelCheckError, check_complete
 
     try:
-        end = header.data_start + max((t.offset + tensor_nbytes(t, header.path) for t in header.tensors), default=0)
+        check_complete(header, "download or export it again")
     except ModelCheckError as exc:
         return str(exc)
-    if end > header.file_size:
-        return (f"{header.path}: truncated ({header.file_size:,} bytes, its tensors need {end:,}); download or "
-                "export it again")
     return None
 
 

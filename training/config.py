@@ -15,7 +15,7 @@ import yaml
 
 from aurora_core import mixtral
 from aurora_core.errors import AuroraError
-from aurora_core.files import MAX_JSON_DEPTH, too_deep
+from aurora_core.files import MAX_JSON_DEPTH, read_text, too_deep
 
 
 class ConfigError(AuroraError):
@@ -189,28 +189,16 @@ def _coerce(name: str, value, default):
 
 def _parse_yaml(text: str, where: str):
     """YAML parsed within MAX_JSON_DEPTH levels, or a ConfigError naming `where`."""
+    deep = f"{where}: nested more than {MAX_JSON_DEPTH} levels deep; a training config is flat"
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({exc})".replace("\n", " ")) from None
     except RecursionError:
-        value = None
-        deep = True
-    else:
-        deep = too_deep(value)
-    if deep:
-        raise ConfigError(f"{where}: nested more than {MAX_JSON_DEPTH} levels deep; a training config is flat")
+        raise ConfigError(deep) from None
+    if too_deep(value):
+        raise ConfigError(deep)
     return value
-
-
-def _read_yaml(path: Path):
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
-    return _parse_yaml(text, str(path))
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), validate: bool = True) -> TrainConfig:
@@ -224,7 +212,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), validate: bo
         source = str(path)
         if not path.is_file():
             raise ConfigError(f"{path}: no such config file")
-        loaded = _read_yaml(path) or {}
+        loaded = _parse_yaml(read_text(path, "save the config as UTF-8", ConfigError), str(path)) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of keys to values")
         values.update(loaded)
