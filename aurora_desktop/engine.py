@@ -14,8 +14,9 @@ only the tokens that are not already in llama.cpp's KV cache, then samples token
 EOS, a stop string, `max_tokens` or `cancel()`.
 
 `stream` is a generator of text pieces whose return value is the `Generation` (use `consume`), so
-nothing about an answer is shared between threads. `Llama` is not thread-safe: one thread streams;
-any thread may call `cancel()`.
+nothing about an answer is shared between threads. `Llama` is not thread-safe: one answer at a time holds the
+engine (`stream` takes its turn lock; a second caller, e.g. the window while aurora-serve answers a program,
+waits); any thread may call `cancel()`, or set the `cancel` event it gave to `stream` to stop that answer alone.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generator
@@ -189,6 +191,8 @@ class Utf8Stream:
 
 
 class ChatEngine:
+    remote = False  # RemoteEngine (remote.py) has the same face for a model on a server
+
     def __init__(self, model_path: str | Path, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self.info: ModelInfo = check_gguf(model_path, n_ctx=self.config.n_ctx,
@@ -214,7 +218,9 @@ class ChatEngine:
         if self.config.context_shift and not self.shifts:
             self.warnings.append("this model's KV cache cannot be shifted; a chat that outgrows the context has "
                                  "its kept turns read again once (the exact policy)")
-        self._cancel = threading.Event()
+        self._cancel = threading.Event()  # the answer being streamed now's
+        self._turn = threading.RLock()  # one answer at a time (the window and aurora-serve share an engine)
+        self._turn_depth = 0
         self._token_cache: dict[str, list[int]] = {}
         self._state_key: dict | None = None
         self.cache_owner: str | None = None  # the saved state (a chat's) that the KV cache holds now
@@ -321,14 +327,38 @@ class ChatEngine:
         """Stop the answer being streamed (from any thread); the engine is ready for the next turn."""
         self._cancel.set()
 
+    @contextmanager
+    def turn(self, cancel: threading.Event | None = None):
+        """Hold the engine (waiting while another thread's answer runs), e.g. for an answer and the saving of its
+        KV state together. `cancel` (or a fresh event) becomes what `cancel()` sets, so a stop pressed for one
+        answer never stops another. Re-entrant: `stream` inside a turn keeps the turn's event."""
+        with self._turn:
+            outer = self._cancel
+            if cancel is not None or self._turn_depth == 0:
+                self._cancel = cancel if cancel is not None else threading.Event()
+            self._turn_depth += 1
+            try:
+                yield
+            finally:
+                self._turn_depth -= 1
+                if self._turn_depth:
+                    self._cancel = outer
+
     def stream(self, conversation: Conversation, settings: SamplingSettings | None = None,
-               drop_oldest: bool = True, state: str | Path | None = None) -> Generator[str, None, Generation]:
+               drop_oldest: bool = True, state: str | Path | None = None,
+               cancel: threading.Event | None = None) -> Generator[str, None, Generation]:
         """Text pieces of the next assistant answer to `conversation` (whose last message is the user's);
         the generator's return value is the `Generation`. `state`: where this chat's KV state is saved
-        (`save_state`); it is restored first when the cache holds another chat, so only what differs is read."""
-        s = settings or SamplingSettings()
-        self._cancel.clear()
+        (`save_state`); it is restored first when the cache holds another chat, so only what differs is read.
+        `cancel`: an event that stops this answer (also while it waits for the engine)."""
+        with self.turn(cancel):
+            return (yield from self._stream(conversation, settings or SamplingSettings(), drop_oldest, state))
+
+    def _stream(self, conversation: Conversation, s: SamplingSettings, drop_oldest: bool,
+                state: str | Path | None) -> Generator[str, None, Generation]:
         start = time.perf_counter()
+        if self._cancel.is_set():  # stopped while it waited for its turn
+            return Generation(stop_reason="cancelled")
         restored = self.restore_state(state) if state is not None else 0
         self.cache_owner = str(state) if state is not None else None  # from here on the cache holds this chat
         ids, dropped = self.fit(conversation, min(s.max_tokens, max(16, self.llm.n_ctx() // 2)), drop_oldest)
@@ -341,11 +371,16 @@ class ChatEngine:
             return gen
         return (yield from self._generate(ids, s, gen, start))
 
-    def stream_text(self, prompt: str, settings: SamplingSettings | None = None) -> Generator[str, None, Generation]:
+    def stream_text(self, prompt: str, settings: SamplingSettings | None = None,
+                    cancel: threading.Event | None = None) -> Generator[str, None, Generation]:
         """A plain completion of `prompt` (after BOS, no chat template), for the OpenAI completions endpoint."""
-        s = settings or SamplingSettings()
-        self._cancel.clear()
+        with self.turn(cancel):
+            return (yield from self._stream_text(prompt, settings or SamplingSettings()))
+
+    def _stream_text(self, prompt: str, s: SamplingSettings) -> Generator[str, None, Generation]:
         start = time.perf_counter()
+        if self._cancel.is_set():
+            return Generation(stop_reason="cancelled")
         self.cache_owner = None
         ids = [self.bos] + self._encode(prompt)
         if len(ids) >= self.llm.n_ctx():

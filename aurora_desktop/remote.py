@@ -1,8 +1,9 @@
 """A chat on a model that runs elsewhere: any OpenAI-compatible server (aurora-serve, llama.cpp's server, vLLM).
 
-`RemoteEngine` has the face of `ChatEngine` that the terminal chat uses (`info`, `warnings`, `stream`, `cancel`,
-`save_state`, `close`): `stream` posts the conversation to `/chat/completions` with `"stream": true` and yields
-the text of the server-sent events. Nothing connects anywhere unless the user gives an address.
+`RemoteEngine` has the face of `ChatEngine` that the terminal chat and the window use (`info`, `warnings`,
+`stream`, `cancel`, `turn`, `save_state`, `close`): `stream` posts the conversation to `/chat/completions` with
+`"stream": true` and yields the text of the server-sent events. Nothing connects anywhere unless the user gives
+an address. Its KV cache and context are the server's: `remote` is True, `n_ctx` 0 (not known here).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import threading
 import time
 import urllib.parse
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generator
 
@@ -34,13 +36,16 @@ class RemoteInfo:
 
 
 class RemoteEngine:
+    remote = True
+    n_ctx = 0  # the server's; not known here
+
     def __init__(self, url: str, api_key: str | None = None, model: str | None = None, timeout: float = 600) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RemoteError(f"--remote {url!r}: give the server's address, e.g. http://127.0.0.1:8399/v1")
         self.url, self.parts, self.api_key, self.timeout = url.rstrip("/"), parts, api_key, timeout
         self.warnings: list[str] = []
-        self._cancel = threading.Event()
+        self._cancel, self._in_turn = threading.Event(), False
         self.model = model or self._first_model()
         self.info = RemoteInfo(name=f"{self.model} at {self.url}", path=self.url)
 
@@ -80,11 +85,22 @@ class RemoteEngine:
         finally:
             conn.close()
 
+    @contextmanager
+    def turn(self, cancel: threading.Event | None = None):
+        """`ChatEngine.turn`'s face: the server keeps its own order; `cancel` becomes what `cancel()` sets."""
+        self._cancel = cancel if cancel is not None else threading.Event()
+        self._in_turn = True
+        try:
+            yield
+        finally:
+            self._in_turn = False
+
     def stream(self, conversation: Conversation, settings: SamplingSettings | None = None, drop_oldest: bool = True,
-               state=None) -> Generator[str, None, Generation]:
+               state=None, cancel: threading.Event | None = None) -> Generator[str, None, Generation]:
         """The answer's text pieces as the server streams them; the `Generation` (with the server's usage) at the end."""
         s = settings or SamplingSettings()
-        self._cancel.clear()
+        if cancel is not None or not self._in_turn:  # inside a turn without one: the turn's event
+            self._cancel = cancel if cancel is not None else threading.Event()
         start = time.perf_counter()
         body = {"model": self.model, "messages": conversation.as_messages(), "stream": True,
                 "stream_options": {"include_usage": True}, "max_tokens": s.max_tokens, "temperature": s.temperature,
@@ -131,6 +147,9 @@ class RemoteEngine:
 
     def save_state(self, path) -> int:  # the KV cache is the server's
         return 0
+
+    def matching_ids(self, text: str, ids) -> None:  # the server tokenizes
+        return None
 
     def close(self) -> None:
         pass

@@ -170,12 +170,12 @@ class Gate:
         self.lock.release()
 
 
-def run_generation(engine: ChatEngine, work, on_piece) -> threading.Thread:
-    """`work()` (a stream of text pieces) in a thread; each piece and then ("end", Generation or error) go to
-    `on_piece` (called from that thread)."""
+def run_generation(work, cancel: threading.Event, on_piece) -> threading.Thread:
+    """`work(cancel)` (a stream of text pieces) in a thread; each piece and then ("end", Generation or error) go
+    to `on_piece` (called from that thread)."""
 
     def body() -> None:
-        stream = work()
+        stream = work(cancel)
         try:
             while True:
                 on_piece(("piece", next(stream)))
@@ -207,24 +207,24 @@ def build_app(engine: ChatEngine, config: ServeConfig):
         settings = sampling_of(body)
         if chat:
             conv = conversation_of(body)
-            work = lambda: engine.stream(conv, settings)  # noqa: E731
+            work = lambda cancel: engine.stream(conv, settings, cancel=cancel)  # noqa: E731
         else:
             prompt = body.get("prompt")
             if not isinstance(prompt, str) or not prompt:
                 raise RequestError(400, "prompt must be a non-empty string")
-            work = lambda: engine.stream_text(prompt, settings)  # noqa: E731
+            work = lambda cancel: engine.stream_text(prompt, settings, cancel=cancel)  # noqa: E731
         ident = ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12)
         if body.get("stream"):
             gate.check()  # a full queue is a 429 before the stream starts; the wait itself happens inside it
             return StreamingResponse(sse(work, ident, chat), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         await gate.enter()
-        queue, thread = start(work)
+        queue, running = start(work)
         try:
             text, gen = await collect(queue)
         finally:
             with anyio.CancelScope(shield=True):
-                await finish(thread)
+                await finish(running)
         choice = {"index": 0, "finish_reason": finish_reason(gen)}
         choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
         return JSONResponse({"id": ident, "object": "chat.completion" if chat else "text_completion",
@@ -232,8 +232,9 @@ def build_app(engine: ChatEngine, config: ServeConfig):
                              "usage": usage(gen)})
 
     def start(work):
-        loop, queue = asyncio.get_running_loop(), asyncio.Queue()
-        return queue, run_generation(engine, work, lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
+        loop, queue, cancel = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
+        thread = run_generation(work, cancel, lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
+        return queue, (thread, cancel)
 
     async def collect(queue):
         text = ""
@@ -246,8 +247,9 @@ def build_app(engine: ChatEngine, config: ServeConfig):
             else:
                 return text, value
 
-    async def finish(thread):
-        engine.cancel()  # a no-op when the answer ended by itself
+    async def finish(running):
+        thread, cancel = running
+        cancel.set()  # this answer's alone; a no-op when it ended by itself
         await asyncio.get_running_loop().run_in_executor(None, thread.join)
         gate.leave()
 
@@ -260,7 +262,7 @@ def build_app(engine: ChatEngine, config: ServeConfig):
             return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
         await gate.enter()
-        queue, thread = start(work)
+        queue, running = start(work)
         try:
             if chat:
                 yield event({"role": "assistant", "content": ""})
@@ -284,7 +286,7 @@ def build_app(engine: ChatEngine, config: ServeConfig):
             yield "data: [DONE]\n\n"
         finally:  # also when the client went away: its answer stops now (shielded: the scope is being cancelled)
             with anyio.CancelScope(shield=True):
-                await finish(thread)
+                await finish(running)
                 await asyncio.sleep(0)
             while not queue.empty():
                 kind, value = queue.get_nowait()
@@ -436,11 +438,60 @@ def _serve(args) -> int:
     print(f"aurora-serve: {engine.info.name} at http://{config.host}:{config.port}/v1"
           + (f"  API key: {config.api_key}  (kept in {key_file()})" if config.api_key else "  (no key)"), flush=True)
     try:
-        uvicorn.run(build_app(engine, config), host=config.host, port=config.port, log_level="warning",
-                    server_header=False, date_header=False)
+        uvicorn.Server(uvicorn_config(engine, config)).run()
     finally:
         engine.close()
     return 0
+
+
+def uvicorn_config(engine: ChatEngine, config: ServeConfig):
+    import uvicorn
+
+    return uvicorn.Config(build_app(engine, config), host=config.host, port=config.port, log_level="warning",
+                          server_header=False, date_header=False, timeout_graceful_shutdown=2)
+
+
+class BackgroundServer:
+    """aurora-serve inside another program (the window's switch): uvicorn in a thread of its own, on an engine the
+    program keeps using (`ChatEngine.turn` lets one answer run at a time).
+
+        server = BackgroundServer(engine, ServeConfig(api_key=stored_key()))
+        server.start()          # AuroraError when the port is taken
+        server.url              # http://127.0.0.1:8399/v1
+        server.stop()           # answers being streamed stop; the port is free again
+    """
+
+    def __init__(self, engine: ChatEngine, config: ServeConfig) -> None:
+        import uvicorn
+
+        self.config = config
+        self.server = uvicorn.Server(uvicorn_config(engine, config))
+        self.thread = threading.Thread(target=self._run, name="aurora-serve", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except SystemExit:  # uvicorn's way of saying that it could not bind (it logged why); `start` reports it
+            pass
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}/v1"
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:  # uvicorn exits when it cannot bind
+                self.stop()
+                raise AuroraError(f"cannot serve at {self.config.host}:{self.config.port}: the port is in use "
+                                  "or not allowed; choose another port")
+            time.sleep(0.02)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout)
 
 
 if __name__ == "__main__":

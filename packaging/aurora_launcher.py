@@ -1,4 +1,5 @@
-"""The installers' one executable: `aurora-desktop` opens the window, `aurora-chat` (a link to it) is the REPL.
+"""The installers' one executable: `aurora-desktop` opens the window, `aurora-chat` (a link to it, or
+`aurora-desktop chat`) is the REPL, `aurora-serve` (a link, or `aurora-desktop serve`) the OpenAI-compatible server.
 
 Chooses the llama.cpp CPU build before llama_cpp is imported (aurora_desktop.cpu), then imports llama_cpp
 before PySide6 (llama-cpp-python #2029).
@@ -22,13 +23,20 @@ def main() -> int:
         return 2
     import llama_cpp  # noqa: F401
 
-    if os.path.basename(sys.argv[0]).startswith("aurora-chat") or sys.argv[1:2] == ["chat"]:
-        if sys.argv[1:2] == ["chat"]:
-            del sys.argv[1]
+    if sys.argv[1:2] and sys.argv[1] in COMMANDS:
+        command = sys.argv.pop(1)
+    else:  # the link's name
+        command = next((c for c in COMMANDS if os.path.basename(sys.argv[0]).startswith(f"aurora-{c}")), None)
+    if command == "chat":
         from aurora_desktop.chat_cli import main as run
+    elif command == "serve":
+        from aurora_desktop.serve import main as run
     else:
         from aurora_desktop.app import main as run
     return run()
+
+
+COMMANDS = ("chat", "serve")  # `aurora-desktop chat …`, or the link named aurora-chat
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 #                                                        desktop entry, icon; depends on a CJK font package
 #   OUT/aurora-desktop-VERSION-linux-x86_64.tar.gz      portable: unpack anywhere, run ./aurora-desktop
 #
-# A PyInstaller onedir bundle of aurora-desktop and aurora-chat (one executable, aurora-chat a link to it)
+# A PyInstaller onedir bundle of aurora-desktop, aurora-chat and aurora-serve (one executable; the others links to it)
 # with the desktop extra only: no torch, transformers, bitsandbytes, training or export code. llama.cpp is
 # carried in portable CPU builds (packaging/cpu_variants.sh: x86-64 baseline and AVX2/FMA, cached in
 # $AURORA_CPU_VARIANTS, default ~/.cache/aurora/cpu-variants); the launcher picks the one the CPU runs.
@@ -40,6 +40,7 @@ rm -rf "$work/dist"
     --distpath "$work/dist" --workpath "$work/pyi"
 bundle=$work/dist/aurora-desktop
 ln -sf aurora-desktop "$bundle/aurora-chat"
+ln -sf aurora-desktop "$bundle/aurora-serve"
 # the CPU variants, links kept and symbols stripped; Qt's own translations only for the languages we ship
 for variant in "$variants"/*/; do
     name=$(basename "$variant")
@@ -80,6 +81,7 @@ mkdir -p "$root/DEBIAN" "$root/opt" "$root/usr/bin" "$root/usr/share/application
 cp -a "$bundle" "$root/opt/aurora-desktop"
 ln -s ../../opt/aurora-desktop/aurora-desktop "$root/usr/bin/aurora-desktop"
 ln -s ../../opt/aurora-desktop/aurora-desktop "$root/usr/bin/aurora-chat"
+ln -s ../../opt/aurora-desktop/aurora-desktop "$root/usr/bin/aurora-serve"
 cp packaging/linux/aurora-desktop.desktop "$root/usr/share/applications/"
 cp packaging/linux/aurora-desktop.png "$root/usr/share/icons/hicolor/256x256/apps/"
 cp packaging/linux/INSTALL.txt "$root/usr/share/doc/aurora-desktop/README"

@@ -103,6 +103,37 @@ def test_each_variant_the_cpu_runs_gives_the_same_answer(installed, learned, tmp
                                       "unset AURORA_CPU_VARIANT (or choose x86-64)")
 
 
+def test_installed_server_answers_the_official_client(installed, exported, tmp_path):
+    """`aurora-serve` from the .deb, clean environment: the key made on first start, the official client's
+    answer, the key refused when wrong."""
+    import json
+    import socket
+
+    import openai
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(installed / "usr/bin/aurora-serve"), str(exported["q8_0"]), "--port", str(port),
+                             "--ctx", "1024"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=clean_env(tmp_path))
+    try:
+        banner = proc.stdout.readline()
+        assert "API key: " in banner, proc.stderr.read() if proc.poll() is not None else banner
+        key = banner.split("API key: ")[1].split()[0]
+        assert (tmp_path / "home/.config/Aurora/serve-api-key").read_text().strip() == key
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=2)
+        answer = client.chat.completions.create(model="aurora", messages=[{"role": "user", "content": "你好"}],
+                                                max_tokens=8, temperature=0)
+        assert answer.choices[0].message.content and answer.usage.completion_tokens <= 8
+        with pytest.raises(openai.AuthenticationError) as wrong:
+            openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0).models.list()
+        assert "API key" in json.dumps(wrong.value.body)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_installed_window_opens_and_closes(installed, tmp_path):
     t = time.perf_counter()
     result = subprocess.run([str(installed / "usr/bin/aurora-desktop"), "--exit-after-show"], capture_output=True,

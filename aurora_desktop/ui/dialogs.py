@@ -1,4 +1,4 @@
-"""Dialogs: the model panel (before loading) and a conversation's settings."""
+"""Dialogs: the model panel (before loading), a remote server's address, and a conversation's settings."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel, QPlainTextEdit, QSpinBox,
-    QVBoxLayout,
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QPlainTextEdit,
+    QSpinBox, QVBoxLayout,
 )
 
 from aurora_core import gguf_meta
@@ -115,6 +115,48 @@ class ModelPanel(QDialog):
         return EngineConfig(n_ctx=self.ctx.value(), n_threads=self.threads.value(), n_gpu_layers=self.gpu.value(),
                             kv_cache_type=self.kv.currentText(), flash_attn=self.flash.isChecked(),
                             context_shift=self.shift.isChecked())
+
+
+class RemoteDialog(QDialog):
+    """The address of an OpenAI-compatible server (aurora-serve, llama.cpp's server, vLLM), its model and key.
+    It says plainly that the chats go there; nothing connects before the user presses Connect."""
+
+    def __init__(self, url: str = "", model: str = "", key: str = "", parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(tr("Use a model on a server"))
+        layout = QVBoxLayout(self)
+        intro = QLabel(tr("Chat with a model that runs on another computer, through any OpenAI-compatible server "
+                          "(aurora-serve, llama.cpp's server, vLLM). Every message of a chat you send goes to this "
+                          "address. The key is kept in the system keyring (or a file only you can read), never "
+                          "with the chats."))
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        form = QFormLayout()
+        self.url, self.model, self.key = QLineEdit(url), QLineEdit(model), QLineEdit(key)
+        self.url.setPlaceholderText("http://192.168.1.20:8399/v1")
+        self.model.setPlaceholderText(tr("the first the server lists"))
+        self.key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key.setPlaceholderText(tr("none"))
+        for label, widget in ((tr("Address"), self.url), (tr("Model"), self.model), (tr("API key"), self.key)):
+            widget.setAccessibleName(label)
+            form.addRow(label + ":", widget)
+        layout.addLayout(form)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(tr("Connect"))
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        self.url.textChanged.connect(self._check)
+        self._check()
+
+    def _check(self) -> None:
+        ok = self.url.text().strip().startswith(("http://", "https://"))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
+
+    def values(self) -> tuple[str, str | None, str | None]:
+        """(address, model or None, key or None)."""
+        return (self.url.text().strip().rstrip("/"), self.model.text().strip() or None,
+                self.key.text().strip() or None)
 
 
 POLICIES = ("drop_oldest", "stop")

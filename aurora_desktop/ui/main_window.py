@@ -20,6 +20,7 @@ from .composer import SEND_ENTER, Composer
 from .dialogs import ChatSettingsDialog
 from .i18n import tr
 from .menus import build_menus, retranslate_menus
+from .serving import ServeSwitch
 from .session import ChatSession
 from .sidebar import Sidebar
 from .welcome import WelcomePanel
@@ -131,7 +132,10 @@ class MainWindow(ModelsAndFiles, QMainWindow):
         self.load_progress.setRange(0, 0)  # llama.cpp does not report progress through llama-cpp-python
         self.load_progress.setMaximumWidth(140)
         self.load_progress.hide()
-        for widget in (self.model_label, self.ctx_label, self.speed_label, self.undo_button, self.load_progress):
+        self.serve = ServeSwitch(self)
+        self.serve.failed.connect(lambda message: QMessageBox.warning(self, tr("Cannot serve"), message))
+        for widget in (self.model_label, self.ctx_label, self.speed_label, self.serve.label, self.undo_button,
+                       self.load_progress):
             self.statusBar().addPermanentWidget(widget)  # a temporary message would hide a normal one
 
     def _wire_session(self) -> None:
@@ -159,9 +163,12 @@ class MainWindow(ModelsAndFiles, QMainWindow):
         self.stop_button.setText(tr("Stop"))
         self.settings_button.setText(tr("Chat settings"))
         self.undo_button.setText(tr("Undo delete"))
-        self.model_button.setText(Path(self.engine.info.path).name if self.engine else tr("Open model…"))
+        self.model_button.setText(tr("Open model…") if self.engine is None else
+                                  tr("Remote: {host}").format(host=self.engine.parts.netloc) if self.engine.remote
+                                  else Path(self.engine.info.path).name)
         self.model_button.setAccessibleName(tr("Open model"))
         retranslate_menus(self)
+        self.serve.refresh()
         self.update_status()
         if self.conv_id is not None:
             self.show_chat()

@@ -10,9 +10,10 @@ from .composer import SEND_CTRL_ENTER, SEND_ENTER
 from .i18n import tr
 
 SEPARATOR = None
-FILE_MENU = ("open", "recent", "close_model", SEPARATOR, "new", "new_folder", SEPARATOR, "import", "export_md",
+FILE_MENU = ("open", "recent", "remote", "close_model", SEPARATOR, "serve", SEPARATOR, "new", "new_folder", SEPARATOR, "import", "export_md",
              "export_json", "export_folder", "export_all", SEPARATOR, "delete_all", SEPARATOR, "quit")
 CHAT_MENU = ("search", "stop", "regenerate", "settings")
+CHECKABLE = ("serve",)
 VIEW_MENU = ("lang_zh", "lang_en", SEPARATOR, "send_enter", "send_ctrl")
 
 
@@ -20,7 +21,9 @@ def action_table(w) -> dict[str, tuple]:
     """key -> (slot, shortcut or None, text): the text is a function, so a language change re-reads it."""
     return {
         "open": (w.choose_model, QKeySequence.StandardKey.Open, lambda: tr("Open model…")),
+        "remote": (w.choose_remote, None, lambda: tr("Use a model on a server…")),
         "close_model": (w.close_model, None, lambda: tr("Close model")),
+        "serve": (lambda on: w.serve.set_on(on), None, lambda: tr("Serve to other programs")),
         "new": (w.new_chat, QKeySequence.StandardKey.New, lambda: tr("New chat")),
         "new_folder": (lambda: w.sidebar.create_folder(), None, lambda: tr("New folder…")),
         "import": (w.import_chats, None, lambda: tr("Import JSON…")),
@@ -49,6 +52,7 @@ def build_menus(w) -> dict[str, QAction]:
         action.triggered.connect(slot)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
+        action.setCheckable(key in CHECKABLE)
         w.addAction(action)
         actions[key] = action
     w.file_menu = w.menuBar().addMenu("")

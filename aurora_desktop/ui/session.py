@@ -200,7 +200,8 @@ class ChatSession(QObject):
         msg_id = self._append(question_id, "assistant", "", status="streaming")
         thread = GenerationThread(self.engine, conversation, sampling_for(settings),
                                   drop_oldest=settings.get("context_policy", "drop_oldest") == "drop_oldest",
-                                  state=self.store.state_file(self.chat.id) if self.save_states else None,
+                                  state=self.store.state_file(self.chat.id)
+                                  if self.save_states and not self.engine.remote else None,
                                   state_budget=self.state_budget, parent=self)
         self.streaming = Streaming(self.chat.id, msg_id, thread, saved_at=time.monotonic())
         thread.piece.connect(self._piece)

@@ -1,4 +1,5 @@
-"""What the window reads and writes outside the chat: opening and closing models (loaded in a worker thread),
+"""What the window reads and writes outside the chat: opening and closing models (loaded in a worker thread, or
+a model on a server, connected in one),
 the status bar, deleting (with undo, then purged from the disk), exports and imports (an import runs in a process
 of its own), and closing the window."""
 
@@ -14,11 +15,12 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from aurora_core.errors import AuroraError
 from aurora_core.files import write_text
 
+from ..credentials import forget_key, load_key, save_key
 from ..engine import ChatEngine, EngineConfig
 from ..store import ALL
-from .dialogs import ModelPanel
+from .dialogs import ModelPanel, RemoteDialog
 from .i18n import tr
-from .worker import ImportThread, LoadThread
+from .worker import ConnectThread, ImportThread, LoadThread
 
 UNDO_S = 10.0  # a deleted chat can be brought back this long; then (or when the window closes) it is purged
 
@@ -37,12 +39,14 @@ class ModelsAndFiles:
         self._action_keys["close_model"].setEnabled(self.engine is not None)
 
     def close_model(self) -> None:
-        """Unload the model (its memory goes back) and show the first screen again."""
+        """Unload the model (its memory goes back; a server is disconnected) and show the first screen again."""
         self.session.stop_and_wait()
+        self.serve.stop()
         if self.engine is not None:
             self.engine.close()
         self.session.engine, self.session.last_generation, self.session.reply_ids = None, None, {}
         self.browsing = False
+        self.serve.engine_changed()
         self.retranslate()
         self.update_first_screen()
 
@@ -98,22 +102,57 @@ class ModelsAndFiles:
             self.statusBar().showMessage(tr("Loading cancelled."), 5000)
 
     def _loaded(self, engine: ChatEngine, path: str, config: EngineConfig) -> None:
+        self.settings.setValue("last_model_dir", str(Path(path).parent))
+        self.settings.setValue("n_ctx", config.n_ctx)
+        recent = [p for p in self.recent_models() if p != path]
+        self.settings.setValue("recent_models", [path] + recent[:7])
+        self.welcome.set_context(config.n_ctx)
+        self._use_engine(engine, tr("Model loaded."))
+
+    def _use_engine(self, engine, message: str) -> None:
+        """A loaded model or a connected server becomes the window's engine; the old one goes."""
+        self.serve.stop()  # it serves the old engine
         if self.engine is not None:
             self.engine.close()  # the old model's memory goes back now
         self.session.engine, self.loader, self.session.reply_ids = engine, None, {}
         self.session.reload()  # the answers' token ids belonged to the old model
         self.model_button.setEnabled(True)
         self.load_progress.hide()
-        self.settings.setValue("last_model_dir", str(Path(path).parent))
-        self.settings.setValue("n_ctx", config.n_ctx)
-        recent = [p for p in self.recent_models() if p != path]
-        self.settings.setValue("recent_models", [path] + recent[:7])
-        self.statusBar().showMessage(tr("Model loaded."), 5000)
+        self.statusBar().showMessage(message, 8000)
         for note in engine.warnings:
             self.statusBar().showMessage(note, 15000)
-        self.welcome.set_context(config.n_ctx)
+        self.serve.engine_changed()
         self.retranslate()
         self.update_first_screen()
+
+    # -- a model on a server ----------------------------------------------------------------------
+
+    def choose_remote(self) -> None:
+        """Ask for a server's address (and model and key), then connect off the GUI thread."""
+        url = str(self.settings.value("remote_url", ""))
+        dialog = RemoteDialog(url, str(self.settings.value("remote_model", "")), (load_key(url) or "") if url else "",
+                              self)
+        if dialog.exec():
+            self.connect_remote(*dialog.values())
+
+    def connect_remote(self, url: str, model: str | None, key: str | None) -> None:
+        self.session.stop_and_wait()
+        self.loader = ConnectThread(url, key, model, self)
+        self.loader.connected.connect(lambda engine: self._connected(engine, url, model, key))
+        self.loader.failed.connect(self._load_failed)
+        self.model_button.setEnabled(False)
+        self.load_progress.show()
+        self.statusBar().showMessage(tr("Connecting to {url}… (Esc cancels)").format(url=url))
+        self.loader.start()
+
+    def _connected(self, engine, url: str, model: str | None, key: str | None) -> None:
+        self.settings.setValue("remote_url", url)  # the address and model name; the key never goes here
+        self.settings.setValue("remote_model", model or "")
+        try:
+            save_key(url, key) if key else forget_key(url)
+        except OSError as exc:
+            self.statusBar().showMessage(tr("The key was not saved: {why}").format(why=exc.strerror), 15000)
+        self._use_engine(engine, tr("Connected to {url}: your chats are sent there.").format(url=url))
 
     def _load_failed(self, message: str) -> None:
         self.loader = None
@@ -136,6 +175,11 @@ class ModelsAndFiles:
         if self.engine is None:
             for label, text in ((self.model_label, tr("No model")), (self.ctx_label, ""), (self.speed_label, "")):
                 label.setText(text)
+            return
+        if self.engine.remote:  # said wherever the model is named: the chats leave this computer
+            self.model_label.setText(tr("Remote: {name} — your chats are sent there").format(name=self.engine.info.name))
+            self.ctx_label.setText("")
+            self.speed_label.setText("")
             return
         self.model_label.setText(self.engine.info.name)
         g = self.last_gen
@@ -245,6 +289,7 @@ class ModelsAndFiles:
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.session.stop_and_wait()
+        self.serve.stop()
         if self.loader is not None:
             self.loader.cancelled = True
             self.loader.wait()

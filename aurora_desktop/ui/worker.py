@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import QThread, Signal
@@ -13,14 +14,19 @@ from aurora_core.errors import AuroraError
 from .. import import_chats
 from ..conversation import Conversation
 from ..engine import ChatEngine, EngineConfig, SamplingSettings, consume
+from ..remote import RemoteEngine
 from ..store import prune_states
+
+CONNECT_TIMEOUT_S = 15  # a server that does not list its models by then is reported, not waited for
+ANSWER_TIMEOUT_S = 600  # the longest silence while a remote answer streams
 
 
 class GenerationThread(QThread):
     """Streams one answer. `piece` per text piece, then `finished(Generation)` or `failed(message)`.
 
-    Stop calls the engine's `cancel()` from the GUI thread: the engine checks it between tokens and
-    between prompt-evaluation steps, so it stops at once, also while the prompt is being read.
+    Stop sets this answer's cancel event from the GUI thread: the engine checks it between tokens and
+    between prompt-evaluation steps, so it stops at once, also while the prompt is being read (or while the
+    answer waits for the engine that aurora-serve is using).
     """
 
     piece = Signal(str)
@@ -32,14 +38,16 @@ class GenerationThread(QThread):
         super().__init__(parent)
         self.engine, self.conversation, self.settings, self.drop_oldest = engine, conversation, settings, drop_oldest
         self.state, self.state_budget = state, state_budget
+        self.cancel_event = threading.Event()
 
     def run(self) -> None:
         try:
-            gen = consume(self.engine.stream(self.conversation, self.settings, self.drop_oldest, self.state),
-                          self.piece.emit)
-            if self.state is not None:  # the chat's KV cache, for the next time it is opened (also here, off the
-                self.engine.save_state(self.state)  # GUI thread), within the states' disk budget
-                prune_states(self.state.parent, self.state_budget, keep=self.state)
+            with self.engine.turn(self.cancel_event):  # the answer and its saved KV state, with no other in between
+                gen = consume(self.engine.stream(self.conversation, self.settings, self.drop_oldest, self.state),
+                              self.piece.emit)
+                if self.state is not None:  # the chat's KV cache, for the next time it is opened (also here, off
+                    self.engine.save_state(self.state)  # the GUI thread), within the states' disk budget
+                    prune_states(self.state.parent, self.state_budget, keep=self.state)
         except AuroraError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # a bug: shown in full rather than swallowed
@@ -48,7 +56,7 @@ class GenerationThread(QThread):
             self.finished_generation.emit(gen)
 
     def stop(self) -> None:
-        self.engine.cancel()
+        self.cancel_event.set()  # this answer's alone (aurora-serve may be answering another program)
 
 
 class LoadThread(QThread):
@@ -74,6 +82,28 @@ class LoadThread(QThread):
             engine.close()
             return
         self.loaded.emit(engine)
+
+
+class ConnectThread(QThread):
+    """Connects to an OpenAI-compatible server (it lists its models first), off the GUI thread: `connected(engine)`
+    or `failed(message)`."""
+
+    connected = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, url: str, api_key: str | None, model: str | None, parent=None) -> None:
+        super().__init__(parent)
+        self.url, self.api_key, self.model, self.cancelled = url, api_key, model, False
+
+    def run(self) -> None:
+        try:
+            engine = RemoteEngine(self.url, self.api_key, self.model, timeout=CONNECT_TIMEOUT_S)
+        except AuroraError as exc:
+            self.failed.emit(str(exc))
+            return
+        engine.timeout = ANSWER_TIMEOUT_S
+        if not self.cancelled:
+            self.connected.emit(engine)
 
 
 class ImportThread(QThread):

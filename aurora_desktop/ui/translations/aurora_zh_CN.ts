@@ -539,5 +539,73 @@
         <source>shift the KV cache (seamless); off: read the kept turns again (exact)</source>
         <translation>平移 KV 缓存（无缝）；关闭：重新读取保留的轮次（精确）</translation>
     </message>
+    <message>
+        <source>API key</source>
+        <translation>API 密钥</translation>
+    </message>
+    <message>
+        <source>Address</source>
+        <translation>地址</translation>
+    </message>
+    <message>
+        <source>Model</source>
+        <translation>模型</translation>
+    </message>
+    <message>
+        <source>Connect</source>
+        <translation>连接</translation>
+    </message>
+    <message>
+        <source>none</source>
+        <translation>无</translation>
+    </message>
+    <message>
+        <source>the first the server lists</source>
+        <translation>服务器列出的第一个</translation>
+    </message>
+    <message>
+        <source>Use a model on a server</source>
+        <translation>使用服务器上的模型</translation>
+    </message>
+    <message>
+        <source>Use a model on a server…</source>
+        <translation>使用服务器上的模型…</translation>
+    </message>
+    <message>
+        <source>Serve to other programs</source>
+        <translation>为其他程序提供服务</translation>
+    </message>
+    <message>
+        <source>Cannot serve</source>
+        <translation>无法提供服务</translation>
+    </message>
+    <message>
+        <source>Serving to other programs at {url} · key {key}</source>
+        <translation>正在为其他程序提供服务：{url} · 密钥 {key}</translation>
+    </message>
+    <message>
+        <source>Remote: {name} — your chats are sent there</source>
+        <translation>远程：{name} — 您的对话会发送到那里</translation>
+    </message>
+    <message>
+        <source>Remote: {host}</source>
+        <translation>远程：{host}</translation>
+    </message>
+    <message>
+        <source>Connecting to {url}… (Esc cancels)</source>
+        <translation>正在连接 {url}…（Esc 取消）</translation>
+    </message>
+    <message>
+        <source>Connected to {url}: your chats are sent there.</source>
+        <translation>已连接到 {url}：您的对话会发送到那里。</translation>
+    </message>
+    <message>
+        <source>The key was not saved: {why}</source>
+        <translation>密钥未保存：{why}</translation>
+    </message>
+    <message>
+        <source>Chat with a model that runs on another computer, through any OpenAI-compatible server (aurora-serve, llama.cpp's server, vLLM). Every message of a chat you send goes to this address. The key is kept in the system keyring (or a file only you can read), never with the chats.</source>
+        <translation>通过任何兼容 OpenAI 的服务器（aurora-serve、llama.cpp 的服务器、vLLM）与另一台计算机上运行的模型对话。您发送的对话中的每条消息都会发到这个地址。密钥保存在系统密钥环中（或只有您能读取的文件中），从不与对话放在一起。</translation>
+    </message>
 </context>
 </TS>

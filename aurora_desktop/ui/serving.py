@@ -1,0 +1,84 @@
+"""The window's switch "Serve to other programs": aurora-serve's server on the model the window has loaded.
+
+Off by default and off again at every start. When on, the status bar shows the address and the API key (the same
+key as `aurora-serve`'s, in its 0600 file); the server listens on 127.0.0.1 only, with every one of aurora-serve's
+checks. The window and the programs share one engine: an answer waits while another is being written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QLabel
+
+from aurora_core.errors import AuroraError
+
+from ..serve import BackgroundServer, ServeConfig, stored_key
+from .i18n import tr
+
+DEFAULT_PORT = 8399
+
+
+class ServeSwitch(QObject):
+    """Starts and stops the server; `failed(message)` when it cannot start (the switch goes off again)."""
+
+    failed = Signal(str)
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.server: BackgroundServer | None = None
+        self.label = QLabel()
+        self.label.setObjectName("serveLabel")
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.hide()
+
+    @property
+    def wanted(self) -> bool:
+        return self.window._action_keys["serve"].isChecked()
+
+    def set_on(self, on: bool) -> None:
+        self.start() if on else self.stop()
+        self.window._action_keys["serve"].setChecked(self.server is not None)
+
+    def start(self) -> None:
+        engine = self.window.engine
+        if self.server is not None or engine is None or engine.remote:
+            self.refresh()
+            return
+        port = int(self.window.settings.value("serve_port", DEFAULT_PORT))
+        try:
+            config = ServeConfig(port=port, api_key=stored_key(), model_name=Path(engine.info.path).stem)
+            server = BackgroundServer(engine, config)
+            server.start()
+        except (AuroraError, OSError) as exc:
+            self.failed.emit(str(exc))
+            self.refresh()
+            return
+        self.server = server
+        self.refresh()
+
+    def stop(self) -> None:
+        """Stop serving (answers being streamed to programs stop); the port is free again."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        self.refresh()
+
+    def engine_changed(self) -> None:
+        """After a model was loaded, closed or replaced by a remote one: serve the new local model when wanted."""
+        self.stop()
+        if self.wanted:
+            self.start()
+            self.window._action_keys["serve"].setChecked(self.server is not None)
+
+    def refresh(self) -> None:
+        engine = self.window.engine
+        self.window._action_keys["serve"].setEnabled(engine is not None and not engine.remote)
+        if self.server is None:
+            self.label.hide()
+            return
+        self.label.setText(tr("Serving to other programs at {url} · key {key}").format(
+            url=self.server.url, key=self.server.config.api_key))
+        self.label.show()
