@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", help="answer this one message and exit")
     p.add_argument("--json", action="store_true", help="with --prompt or piped stdin: print the answer as JSON")
     p.add_argument("--system", help="system prompt")
+    p.add_argument("--kb", metavar="NAME", help="answer from a knowledge base of your documents (aurora-kb): the best "
+                   "matching passages go into each question, and the answer's sources are printed under it")
+    p.add_argument("-k", "--kb-passages", type=int, default=5, help="with --kb: passages per question")
     p.add_argument("--lora", help="GGUF LoRA adapter to apply at load time")
     p.add_argument("--ctx", type=int, default=EngineConfig.n_ctx, help="context size in tokens")
     p.add_argument("--threads", type=int, default=None, help="CPU threads")
@@ -90,10 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 class Repl:
     def __init__(self, engine: ChatEngine, conversation: Conversation, settings: SamplingSettings,
-                 out=sys.stdout) -> None:
+                 out=sys.stdout, kb=None, passages: int = 5) -> None:
         self.engine, self.conv, self.settings, self.out = engine, conversation, settings, out
         self.notes_shown = 0
         self.state: Path | None = None  # FILE.kv beside the conversation last /saved or /loaded
+        self.kb, self.passages = kb, passages
+        self.sources: list = []  # the knowledge base's passages that went into the last question
+
+    def ask(self, question: str) -> None:
+        """The user's message as the model gets it: with a knowledge base, the best passages and their numbers go
+        in with it (and stay in the conversation as sent, so the next turn reuses the KV cache)."""
+        self.sources = []
+        if self.kb is not None:
+            from .kb.sources import budget_for, with_sources
+
+            budget = budget_for(self.engine.n_ctx or 4096, self.settings.max_tokens)
+            question, self.sources = with_sources(question, self.kb.search(question, self.passages), budget)
+        self.conv.add_user(question)
 
     def answer(self) -> str:
         """Stream the answer to the last user message; Ctrl-C stops it and keeps what was written."""
@@ -105,6 +121,10 @@ class Repl:
         if gen.stop_reason == "cancelled":
             self.out.write(" [stopped]")
         self.out.write("\n")
+        if self.sources:
+            from .kb.sources import source_lines
+
+            self.out.write("sources:\n" + "".join(f"  {visible(line)}\n" for line in source_lines(self.sources)))
         if gen.dropped_turns:
             kept = "; the system prompt was kept" if self.conv.system else ""
             self.out.write(f"(the conversation outgrew the context: the oldest {gen.dropped_turns} messages "
@@ -205,7 +225,7 @@ class Repl:
                 continue
             if self.conv.messages and self.conv.messages[-1].role == "user":
                 self.conv.messages.pop()  # an earlier turn that failed
-            self.conv.add_user(line)
+            self.ask(line)
             try:
                 self.answer()
             except AuroraError as exc:  # the context is full, the conversation cannot be rendered, ...
@@ -243,15 +263,17 @@ def _save_history(readline, path: Path) -> None:
         pass
 
 
-def one_shot(engine: ChatEngine, conv: Conversation, settings: SamplingSettings, prompt: str, as_json: bool) -> int:
-    conv.add_user(prompt)
+def one_shot(repl: Repl, prompt: str, as_json: bool) -> int:
+    repl.ask(prompt)
     if as_json:
-        g = consume(engine.stream(conv, settings))
+        g = consume(repl.engine.stream(repl.conv, repl.settings))
         print(json.dumps({"answer": g.text, "stop_reason": g.stop_reason, "prompt_tokens": g.prompt_tokens,
-                          "completion_tokens": g.completion_tokens, "dropped_turns": g.dropped_turns},
+                          "completion_tokens": g.completion_tokens, "dropped_turns": g.dropped_turns,
+                          **({"sources": [{"n": n, "path": h.path, "page": h.page, "text": h.text}
+                                          for n, h in enumerate(repl.sources, 1)]} if repl.kb else {})},
                          ensure_ascii=False))
     else:
-        Repl(engine, conv, settings).answer()
+        repl.answer()
     return 0
 
 
@@ -281,17 +303,25 @@ def _chat(args) -> int:
                                                      context_shift=not args.exact_context))
     conv = Conversation(system=args.system)
     _tolerant_stdin()
+    kb = None
     try:
+        if args.kb is not None:
+            from .kb.index import KnowledgeBase
+
+            kb = KnowledgeBase.open(args.kb, create=False)
+        repl = Repl(engine, conv, settings, kb=kb, passages=args.kb_passages)
         if args.prompt is not None:
-            return one_shot(engine, conv, settings, args.prompt, args.json)
+            return one_shot(repl, args.prompt, args.json)
         if not sys.stdin.isatty():
             prompt = sys.stdin.read().strip()
             if not prompt:
                 print("aurora-chat: error: stdin was empty; pipe a message or use --prompt", file=sys.stderr)
                 return 2
-            return one_shot(engine, conv, settings, prompt, args.json)
-        return Repl(engine, conv, settings).run()
+            return one_shot(repl, prompt, args.json)
+        return repl.run()
     finally:
+        if kb is not None:
+            kb.close()
         engine.close()
 
 

@@ -1,0 +1,333 @@
+"""A knowledge base: the files and folders a user named, their text in chunks, and a Chinese-aware keyword index.
+
+    kb = KnowledgeBase.open("论文")            # ~/.local/share/Aurora/Aurora Desktop/kb/论文.sqlite
+    kb.add([Path("~/文档/报告.pdf"), Path("~/笔记")], progress=print)
+    kb.search("混合专家模型有几个专家？", k=5)    # [Hit(path, page, text, score), …]
+    kb.files()                                 # every file's state: indexed (chunks), skipped or failed (why)
+
+One SQLite file per knowledge base. `sync` (run by `add`, and by `aurora-kb add` with no new paths) walks what was
+added: a new or changed file (by size and time, then SHA-256) is extracted and chunked again, a removed file is
+dropped, a renamed one keeps its chunks (same SHA-256). PDFs and DOCX files are read in a worker process with a time
+limit, so a file that loops or explodes is one failed row and the rest is indexed. Each file is committed on its
+own: a cancelled or killed run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from aurora_core.errors import AuroraError
+from aurora_core.files import file_sha256
+
+from .chunking import chunk_pages
+from .extract import SUFFIXES, Extracted, Unreadable, extract
+from .segment import DEFAULT_SCHEME, SCHEMES
+
+SCHEMA_VERSION = 1
+ISOLATED = (".pdf", ".docx")  # read in a worker process with EXTRACT_TIMEOUT_S
+EXTRACT_TIMEOUT_S = 120.0
+NAME = re.compile(r"^[^/\\:*?\"<>|\x00-\x1f]{1,64}$")
+STATES = ("indexed", "skipped", "failed")
+
+
+class KnowledgeBaseError(AuroraError):
+    pass
+
+
+def kb_dir() -> Path:
+    """Where knowledge bases live: the same data folder as the window's chats ($AURORA_KB_DIR overrides)."""
+    if os.environ.get("AURORA_KB_DIR"):
+        return Path(os.environ["AURORA_KB_DIR"])
+    if os.name == "nt":
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif os.uname().sysname == "Darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "Aurora" / "Aurora Desktop" / "kb"
+
+
+@dataclass
+class FileRow:
+    path: str
+    state: str
+    reason: str | None
+    chunks: int
+    chars: int
+    encoding: str | None
+
+
+@dataclass
+class Hit:
+    path: str
+    page: int | None
+    text: str
+    score: float
+
+    def cite(self) -> str:
+        """`报告.pdf, p. 3` — how an answer's source is shown."""
+        name = Path(self.path).name
+        return f"{name}, p. {self.page}" if self.page else name
+
+
+@dataclass
+class SyncReport:
+    indexed: int = 0
+    unchanged: int = 0
+    renamed: int = 0
+    removed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    cancelled: bool = False
+    chars: int = 0
+    seconds: float = 0.0
+
+
+Progress = Callable[[int, int, str], None]  # (files done, files in all, the file now)
+
+
+class KnowledgeBase:
+    def __init__(self, path: Path, scheme: str = DEFAULT_SCHEME) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.scheme = SCHEMES[self._schema(scheme)]
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    @classmethod
+    def open(cls, name: str, create: bool = True) -> "KnowledgeBase":
+        if not NAME.match(name) or name.strip(". ") != name:
+            raise KnowledgeBaseError(f"{name!r}: a knowledge base's name is 1 to 64 characters without / \\ : * ? "
+                                     "\" < > | and not starting or ending with a dot or space")
+        path = kb_dir() / f"{name}.sqlite"
+        if not create and not path.is_file():
+            raise KnowledgeBaseError(f"no knowledge base named {name!r}; make one with: aurora-kb add {name} FILE...")
+        return cls(path)
+
+    @staticmethod
+    def names() -> list[str]:
+        return sorted(p.stem for p in kb_dir().glob("*.sqlite"))
+
+    def _schema(self, scheme: str) -> str:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            s = SCHEMES[scheme]
+            with self.db:
+                self.db.executescript(f"""
+                    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+                    CREATE TABLE roots (path TEXT PRIMARY KEY);
+                    CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, size INTEGER,
+                        mtime REAL, sha256 TEXT, state TEXT NOT NULL, reason TEXT, chunks INTEGER DEFAULT 0,
+                        chars INTEGER DEFAULT 0, encoding TEXT);
+                    CREATE TABLE chunks (id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL
+                        REFERENCES files(id) ON DELETE CASCADE, page INTEGER, text TEXT NOT NULL);
+                    CREATE INDEX chunks_file ON chunks(file_id);
+                    CREATE VIRTUAL TABLE fts USING fts5({", ".join(s.columns)}, tokenize='{s.tokenizer}');
+                    PRAGMA user_version = {SCHEMA_VERSION};
+                """)
+                self.db.execute("INSERT INTO meta VALUES ('scheme', ?)", (scheme,))
+            return scheme
+        if version != SCHEMA_VERSION:
+            raise KnowledgeBaseError(f"{self.path}: made by another version of Aurora (schema {version}); "
+                                     "delete it and add the files again")
+        return self.db.execute("SELECT value FROM meta WHERE key = 'scheme'").fetchone()[0]
+
+    # -- what is in it ----------------------------------------------------------------------------
+
+    def roots(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT path FROM roots ORDER BY path")]
+
+    def files(self) -> list[FileRow]:
+        return [FileRow(*r) for r in self.db.execute(
+            "SELECT path, state, reason, chunks, chars, encoding FROM files ORDER BY path")]
+
+    def chunk_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    # -- adding, removing, keeping up with the disk -----------------------------------------------
+
+    def add(self, paths: Iterable[Path], progress: Progress | None = None,
+            cancel: Callable[[], bool] | None = None) -> SyncReport:
+        """Add files or folders (folders with everything of a supported type in them), then `sync`."""
+        with self.db:
+            for p in paths:
+                p = Path(p).expanduser().resolve()
+                if not p.exists():
+                    raise KnowledgeBaseError(f"{p}: no such file or folder")
+                self.db.execute("INSERT OR IGNORE INTO roots VALUES (?)", (str(p),))
+        return self.sync(progress, cancel)
+
+    def remove(self, paths: Iterable[Path]) -> int:
+        """Forget files or folders (their chunks go); the number of files dropped."""
+        dropped = 0
+        with self.db:
+            for p in paths:
+                p = str(Path(p).expanduser().resolve())
+                self.db.execute("DELETE FROM roots WHERE path = ? OR path LIKE ? ESCAPE '\\'", (p, _under(p)))
+                ids = [r[0] for r in self.db.execute(
+                    "SELECT id FROM files WHERE path = ? OR path LIKE ? ESCAPE '\\'", (p, _under(p)))]
+                for file_id in ids:
+                    self._drop(file_id)
+                dropped += len(ids)
+        return dropped
+
+    def wanted(self) -> list[Path]:
+        """Every file the roots name now (folders walked; hidden files and unsupported types left out)."""
+        found: dict[str, Path] = {}
+        for root in map(Path, self.roots()):
+            if root.is_file():
+                found[str(root)] = root
+            elif root.is_dir():
+                for dirpath, dirnames, filenames in os.walk(root):
+                    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                    for f in sorted(filenames):
+                        if not f.startswith(".") and Path(f).suffix.lower() in SUFFIXES:
+                            found[os.path.join(dirpath, f)] = Path(dirpath, f)
+        return list(found.values())
+
+    def sync(self, progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> SyncReport:
+        start = time.perf_counter()
+        report = SyncReport()
+        wanted = self.wanted()
+        known = {r[1]: r for r in self.db.execute("SELECT id, path, size, mtime, sha256 FROM files")}
+        gone = {path: row for path, row in known.items() if path not in {str(p) for p in wanted}}
+        try:
+            for n, path in enumerate(wanted):
+                if cancel is not None and cancel():
+                    report.cancelled = True
+                    break
+                if progress is not None:
+                    progress(n, len(wanted), str(path))
+                self._sync_file(path, known.get(str(path)), gone, report)
+            else:
+                if progress is not None:
+                    progress(len(wanted), len(wanted), "")
+                with self.db:
+                    for row in gone.values():  # removed from the disk (a renamed file took its row already)
+                        self._drop(row[0])
+                        report.removed += 1
+        finally:
+            self._close_pool()
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _sync_file(self, path: Path, row, gone: dict, report: SyncReport) -> None:
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        if row is not None and row[2] == st.st_size and row[3] == st.st_mtime:
+            report.unchanged += 1
+            return
+        sha = file_sha256(path)
+        if row is not None and row[4] == sha:
+            with self.db:
+                self.db.execute("UPDATE files SET mtime = ? WHERE id = ?", (st.st_mtime, row[0]))
+            report.unchanged += 1
+            return
+        moved = next((g for g in gone.values() if g[4] == sha), None) if row is None else None
+        if moved is not None:  # renamed or moved: same bytes, the chunks stay
+            with self.db:
+                self.db.execute("UPDATE files SET path = ?, mtime = ? WHERE id = ?", (str(path), st.st_mtime, moved[0]))
+            del gone[moved[1]]
+            report.renamed += 1
+            return
+        self._index(path, st, sha, row[0] if row is not None else None, report)
+
+    def _index(self, path: Path, st: os.stat_result, sha: str, file_id: int | None, report: SyncReport) -> None:
+        try:
+            extracted = self._extract(path)
+            state, reason = "indexed", None
+        except Unreadable as exc:
+            extracted, state, reason = None, "skipped", str(exc)
+        except (OSError, MemoryError) as exc:
+            extracted, state, reason = None, "failed", f"{type(exc).__name__}: {exc}"
+        chunks = chunk_pages(extracted.pages) if extracted else []
+        if extracted is not None and not chunks:
+            state, reason = "skipped", "no text to index"
+        with self.db:  # one transaction per file: a cancelled run keeps every file it finished
+            if file_id is not None:
+                self._drop(file_id)
+            cur = self.db.execute(
+                "INSERT INTO files (path, size, mtime, sha256, state, reason, chunks, chars, encoding) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (str(path), st.st_size, st.st_mtime, sha, state, reason, len(chunks),
+                 extracted.chars if extracted else 0, extracted.encoding if extracted else None))
+            new_id = cur.lastrowid
+            for c in chunks:
+                chunk_id = self.db.execute("INSERT INTO chunks (file_id, page, text) VALUES (?, ?, ?)",
+                                           (new_id, c.page, c.text)).lastrowid
+                values = self.scheme.index(c.text)
+                self.db.execute(f"INSERT INTO fts (rowid, {', '.join(self.scheme.columns)}) VALUES "
+                                f"(?, {', '.join('?' * len(values))})", (chunk_id, *values))
+        if state == "indexed":
+            report.indexed += 1
+            report.chars += extracted.chars
+        else:
+            report.skipped += state == "skipped"
+            report.failed += state == "failed"
+
+    def _drop(self, file_id: int) -> None:
+        self.db.execute("DELETE FROM fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?)", (file_id,))
+        self.db.execute("DELETE FROM files WHERE id = ?", (file_id,))  # its chunks go with it (ON DELETE CASCADE)
+
+    # -- reading files safely ---------------------------------------------------------------------
+
+    def _extract(self, path: Path) -> Extracted:
+        if path.suffix.lower() not in ISOLATED:
+            return extract(path)
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        future = self._pool.submit(extract, path)
+        try:
+            return future.result(timeout=EXTRACT_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            self._close_pool(kill=True)
+            raise Unreadable(f"reading it took more than {EXTRACT_TIMEOUT_S:.0f} s (a damaged file?)") from None
+        except concurrent.futures.process.BrokenProcessPool:
+            self._close_pool(kill=True)
+            raise Unreadable("reading it crashed the reader (a damaged file?)") from None
+
+    def _close_pool(self, kill: bool = False) -> None:
+        if self._pool is None:
+            return
+        if kill:  # a reader stuck in a loop: the process goes, the next file gets a new one
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.kill()
+        self._pool.shutdown(wait=not kill, cancel_futures=True)
+        self._pool = None
+
+    # -- searching --------------------------------------------------------------------------------
+
+    def search(self, question: str, k: int = 5) -> list[Hit]:
+        """The `k` chunks that best match `question` (BM25 over the scheme's columns), best first."""
+        match = self.scheme.query(question)
+        if not match:
+            return []
+        weights = ", ".join(str(w) for w in self.scheme.weights) if self.scheme.weights else ""
+        rank = f"bm25(fts{', ' + weights if weights else ''})"
+        rows = self.db.execute(
+            f"SELECT files.path, chunks.page, chunks.text, {rank} AS score FROM fts "
+            "JOIN chunks ON chunks.id = fts.rowid JOIN files ON files.id = chunks.file_id "
+            f"WHERE fts MATCH ? ORDER BY score LIMIT ?", (match, k)).fetchall()
+        return [Hit(path, page, text, -score) for path, page, text, score in rows]
+
+    def close(self) -> None:
+        self._close_pool()
+        self.db.close()
+
+
+def _under(path: str) -> str:
+    """A LIKE pattern for everything inside folder `path`."""
+    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.rstrip("/") + "/%"
