@@ -97,15 +97,27 @@ def decode(data: bytes) -> tuple[str, str]:
 
 
 def reads_as_text(text: str) -> bool:
-    """Whether decoded text looks like Chinese or Western prose: at least 95% of its characters are common CJK
-    ideographs, ASCII, CJK or full-width punctuation or whitespace (Latin-1 or Shift-JIS bytes read as GB18030 give
-    rare ideographs, box drawing and private-use characters)."""
+    """Whether text decoded as GB18030 reads as Chinese or Western prose rather than another encoding's bytes: at
+    least 95% of its characters are ASCII, CJK ideographs, CJK or full-width punctuation or spaces, and at least 80%
+    of its ideographs are among GB2312's 3,755 first-level (common) hanzi, which cover more than 99% of running
+    Chinese text. Latin-1 or Shift-JIS bytes read as GB18030 give box drawing, private-use characters and rare
+    ideographs (日本語 in Shift-JIS reads as 擔杮岅)."""
     sample = text[:200_000]
     if not sample:
         return True
     common = sum(1 for ch in sample if ch.isascii() or "\u4e00" <= ch <= "\u9fa5" or "\u3000" <= ch <= "\u303f"
                  or "\uff00" <= ch <= "\uffef" or ch in "“”‘’…—·" or unicodedata.category(ch) == "Zs")
-    return common / len(sample) >= 0.95
+    ideographs = [ch for ch in sample if "\u4e00" <= ch <= "\u9fa5"]
+    first_level = sum(1 for ch in ideographs if _gb2312_level_one(ch))
+    return common / len(sample) >= 0.95 and (not ideographs or first_level / len(ideographs) >= 0.8)
+
+
+def _gb2312_level_one(ch: str) -> bool:
+    try:
+        encoded = ch.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return 0xB0 <= encoded[0] <= 0xD7
 
 
 # ---------------------------------------------------------------- HTML
@@ -177,6 +189,23 @@ def _docx(data: bytes) -> str:
 
 # ---------------------------------------------------------------- PDF
 
+# PDF writers that map a glyph back to text through the font's cmap (Qt's QPdfWriter among them) often write a CJK
+# radical code point for an ideograph whose glyph the font shares with it: 页 comes out as ⻚ (U+2EDA), 二 as ⼆
+# (U+2F06). Search for 页 then misses it. The Kangxi radicals (U+2F00-U+2FD5) have NFKC mappings; the CJK radicals
+# supplement has none, so its pairs are here: read from Noto Sans CJK SC's cmap (the ideograph that shares each
+# radical's glyph; the same as Unicode's EquivalentUnifiedIdeograph.txt for these).
+RADICALS_SUPPLEMENT = dict(zip(*[iter(
+    "⺂乛⺃乚⺅亻⺉刂⺏尣⺐尢⺒巳⺓幺⺔彑⺕彐⺖忄⺘扌⺙攵⺛旡⺞歺⺟母⺠民⺡氵⺣灬⺤爫⺦丬⺨犭⺭礻⺯糹⺰纟⺱罓⺹耂⺺肀⺾艹⻂衤⻅见"
+    "⻆角⻈讠⻉贝⻋车⻌辶⻐钅⻑長⻒镸⻓长⻔门⻖阝⻘青⻙韦⻚页⻛风⻜飞⻝食⻟飠⻠饣⻢马⻣骨⻤鬼⻥鱼⻦鸟⻧卤⻨麦⻩黄⻪黾"
+    "⻫斉⻬齐⻮齿⻯竜⻰龙⻱龜⻲亀⻳龟")] * 2))
+RADICAL = re.compile("[\u2e80-\u2eff\u2f00-\u2fdf]")
+
+
+def unradical(text: str) -> str:
+    """CJK radicals that stand for ideographs, replaced by the ideographs."""
+    return RADICAL.sub(lambda m: RADICALS_SUPPLEMENT.get(m.group()) or unicodedata.normalize("NFKC", m.group()), text)
+
+
 
 def _pdf(data: bytes) -> Extracted:
     import io
@@ -194,7 +223,8 @@ def _pdf(data: bytes) -> Extracted:
                     raise Unreadable("encrypted with a password; save a copy without one")
             except (NotImplementedError, FileNotDecryptedError):
                 raise Unreadable("encrypted in a way that cannot be read here; save a copy without a password") from None
-        pages = [(number, page.extract_text() or "") for number, page in enumerate(reader.pages, 1)]
+        pages = [(number, re.sub(r"[ \t]+", " ", unradical(page.extract_text() or "")))
+                 for number, page in enumerate(reader.pages, 1)]
     except Unreadable:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError,

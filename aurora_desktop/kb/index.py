@@ -170,9 +170,15 @@ class KnowledgeBase:
     def remove(self, paths: Iterable[Path]) -> int:
         """Forget files or folders (their chunks go); the number of files dropped."""
         dropped = 0
+        roots = self.roots()
         with self.db:
             for p in paths:
                 p = str(Path(p).expanduser().resolve())
+                if not any(r == p or r.startswith(p.rstrip("/") + "/") for r in roots):
+                    inside = next((r for r in roots if p.startswith(r.rstrip("/") + "/")), None)
+                    raise KnowledgeBaseError(f"{p}: part of the folder {inside}, which was added; remove that folder "
+                                             "(and add the files you want one by one)" if inside else
+                                             f"{p}: not in this knowledge base (aurora-kb list shows what is)")
                 self.db.execute("DELETE FROM roots WHERE path = ? OR path LIKE ? ESCAPE '\\'", (p, _under(p)))
                 ids = [r[0] for r in self.db.execute(
                     "SELECT id FROM files WHERE path = ? OR path LIKE ? ESCAPE '\\'", (p, _under(p)))]
