@@ -36,6 +36,7 @@ ISOLATED = (".pdf", ".docx")  # read in a worker process with EXTRACT_TIMEOUT_S
 EXTRACT_TIMEOUT_S = 120.0
 NAME = re.compile(r"^[^/\\:*?\"<>|\x00-\x1f]{1,64}$")
 STATES = ("indexed", "skipped", "failed")
+SEARCH_PHASES = ("AND", "OR", "BIGRAMS")
 
 
 class KnowledgeBaseError(AuroraError):
@@ -101,6 +102,7 @@ class KnowledgeBase:
         self.db = sqlite3.connect(self.path)
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA cache_size = -65536")  # 64 MiB of pages: a search reads posting lists again and again
         self.scheme = SCHEMES[self._schema(scheme)]
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
@@ -316,17 +318,27 @@ class KnowledgeBase:
     # -- searching --------------------------------------------------------------------------------
 
     def search(self, question: str, k: int = 5) -> list[Hit]:
-        """The `k` chunks that best match `question` (BM25 over the scheme's columns), best first."""
-        match = self.scheme.query(question)
-        if not match:
-            return []
-        weights = ", ".join(str(w) for w in self.scheme.weights) if self.scheme.weights else ""
-        rank = f"bm25(fts{', ' + weights if weights else ''})"
-        rows = self.db.execute(
-            f"SELECT files.path, chunks.page, chunks.text, {rank} AS score FROM fts "
-            "JOIN chunks ON chunks.id = fts.rowid JOIN files ON files.id = chunks.file_id "
-            f"WHERE fts MATCH ? ORDER BY score LIMIT ?", (match, k)).fetchall()
-        return [Hit(path, page, text, -score) for path, page, text, score in rows]
+        """The `k` chunks that best match `question` (BM25 over the scheme's columns), best first: chunks with all its
+        topic words, then with any of its longer words, then with any two of its neighbouring characters, until `k`
+        are found (one OR over everything would score most of the index)."""
+        found: dict[int, tuple] = {}
+        for phase in SEARCH_PHASES:
+            match = self.scheme.query(question, phase)
+            if match:
+                for row in self._ranked(match, k + len(found)):
+                    if row[0] not in found and len(found) < k:
+                        found[row[0]] = row
+            if len(found) >= k:
+                break
+        return [Hit(path, page, text, -score) for _id, path, page, text, score in found.values()]
+
+    def _ranked(self, match: str, k: int) -> list[tuple]:
+        weights = "".join(f", {w}" for w in self.scheme.weights)
+        return self.db.execute(
+            f"SELECT chunks.id, files.path, chunks.page, chunks.text, top.score FROM "
+            f"(SELECT rowid, bm25(fts{weights}) AS score FROM fts WHERE fts MATCH ? ORDER BY score LIMIT ?) AS top "
+            "JOIN chunks ON chunks.id = top.rowid JOIN files ON files.id = chunks.file_id ORDER BY top.score",
+            (match, k)).fetchall()
 
     def close(self) -> None:
         self._close_pool()
