@@ -26,7 +26,7 @@ from aurora_core.chat_format import ORDER_RULE, expected_role
 from aurora_core.errors import AuroraError
 from aurora_core.files import parse_json
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MAX_IMPORT_BYTES = 256 << 20
 STATES = "states"  # beside the database: each chat's saved KV cache, chat-ID.kv (see ChatEngine.save_state)
 STATE_BUDGET = 2 << 30  # bytes of saved KV states kept; the least recently used go first
@@ -81,7 +81,13 @@ MIGRATE_3_TO_4 = """
 ALTER TABLE messages ADD COLUMN token_ids BLOB;
 PRAGMA user_version = 4;
 """
-MIGRATIONS = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3, 3: MIGRATE_3_TO_4}
+# Version 5: a question asked with a knowledge base keeps the passages that went in with it (JSON: path, page, text),
+# so the chat is read again as the model saw it and the answer shows its sources.
+MIGRATE_4_TO_5 = """
+ALTER TABLE messages ADD COLUMN sources TEXT;
+PRAGMA user_version = 5;
+"""
+MIGRATIONS = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3, 3: MIGRATE_3_TO_4, 4: MIGRATE_4_TO_5}
 ALL, UNFILED = -1, 0  # conversations(folder): every chat, or the chats in no folder (folder ids start at 1)
 
 
@@ -120,6 +126,8 @@ class MessageRow:
     versions: int = 1
     token_ids: tuple[int, ...] | None = None
     """For an answer the model wrote: the ids it sampled (None for imported or older answers)."""
+    sources: tuple[dict, ...] | None = None
+    """For a question asked with a knowledge base: the passages that went in with it ({path, page, text})."""
 
 
 @dataclass(frozen=True)
@@ -274,7 +282,8 @@ class Store:
         chat = self.conversation(conv_id)
         folder = self.folder(chat.folder_id) if chat.folder_id else None
         system = chat.system or (folder.system if folder else None)
-        return system, {**(folder.settings if folder else {}), **(chat.settings or {})}
+        own = {k: v for k, v in (chat.settings or {}).items() if v is not None}  # None: the folder's, if any
+        return system, {**(folder.settings if folder else {}), **own}
 
     def state_file(self, conv_id: int) -> Path:
         """Where the chat's KV cache is saved between sessions (it may not exist)."""
@@ -383,6 +392,10 @@ class Store:
         if token_ids is not None:
             self._write("UPDATE messages SET token_ids = ? WHERE id = ?", (array("i", token_ids).tobytes(), msg_id))
 
+    def set_sources(self, msg_id: int, sources: list[dict]) -> None:
+        """The knowledge-base passages that went in with the question `msg_id`."""
+        self._write("UPDATE messages SET sources = ? WHERE id = ?", (json.dumps(sources, ensure_ascii=False), msg_id))
+
     def branch(self, conv_id: int) -> list[MessageRow]:
         """The messages shown: from the root to the conversation's current leaf, with their version counts."""
         leaf = self.db.execute("SELECT current_leaf FROM conversations WHERE id = ?", (conv_id,)).fetchone()
@@ -396,8 +409,9 @@ class Store:
         for r in rows:
             sib = self.siblings(r["id"])
             ids = tuple(array("i", r["token_ids"])) if r["token_ids"] else None
+            sources = tuple(json.loads(r["sources"])) if r["sources"] else None
             out.append(MessageRow(r["id"], r["parent_id"], r["role"], r["content"], r["status"],
-                                  sib.index(r["id"]) + 1, len(sib), ids))
+                                  sib.index(r["id"]) + 1, len(sib), ids, sources))
         return out
 
     def siblings(self, msg_id: int) -> list[int]:
@@ -449,7 +463,8 @@ class Store:
         """The shown branch in the OpenAI messages shape, with the title."""
         chat = self.conversation(conv_id)
         messages = ([{"role": "system", "content": chat.system}] if chat.system else []) + [
-            {"role": m.role, "content": m.content} for m in self.branch(conv_id)]
+            {"role": m.role, "content": m.content, **({"sources": list(m.sources)} if m.sources else {})}
+            for m in self.branch(conv_id)]
         return {"title": chat.title, "messages": messages}
 
     def export_markdown(self, conv_id: int) -> str:

@@ -1,5 +1,6 @@
 """The installers' one executable: `aurora-desktop` opens the window, `aurora-chat` (a link to it, or
-`aurora-desktop chat`) is the REPL, `aurora-serve` (a link, or `aurora-desktop serve`) the OpenAI-compatible server.
+`aurora-desktop chat`) is the REPL, `aurora-serve` (a link, or `aurora-desktop serve`) the OpenAI-compatible server,
+`aurora-kb` (a link, or `aurora-desktop kb`) the knowledge bases.
 
 Chooses the llama.cpp CPU build before llama_cpp is imported (aurora_desktop.cpu), then imports llama_cpp
 before PySide6 (llama-cpp-python #2029).
@@ -10,6 +11,9 @@ import sys
 
 
 def main() -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # a knowledge base reads PDFs in a spawned worker: this executable, again
     if sys.argv[1:2] == ["import-chats"]:  # the window's import, in a process of its own (no llama.cpp, no Qt)
         from aurora_desktop.import_chats import main as import_chats
 
@@ -27,7 +31,9 @@ def main() -> int:
         command = sys.argv.pop(1)
     else:  # the link's name
         command = next((c for c in COMMANDS if os.path.basename(sys.argv[0]).startswith(f"aurora-{c}")), None)
-    if command == "chat":
+    if command == "kb":  # no llama.cpp needed, but it is loaded above like for every command (cheap)
+        from aurora_desktop.kb.cli import main as run
+    elif command == "chat":
         from aurora_desktop.chat_cli import main as run
     elif command == "serve":
         from aurora_desktop.serve import main as run
@@ -36,7 +42,7 @@ def main() -> int:
     return run()
 
 
-COMMANDS = ("chat", "serve")  # `aurora-desktop chat …`, or the link named aurora-chat
+COMMANDS = ("chat", "serve", "kb")  # `aurora-desktop chat …`, or the link named aurora-chat
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ rm -rf "$work/dist"
 bundle=$work/dist/aurora-desktop
 ln -sf aurora-desktop "$bundle/aurora-chat"
 ln -sf aurora-desktop "$bundle/aurora-serve"
+ln -sf aurora-desktop "$bundle/aurora-kb"
 # the CPU variants, links kept and symbols stripped; Qt's own translations only for the languages we ship
 for variant in "$variants"/*/; do
     name=$(basename "$variant")
@@ -82,6 +83,7 @@ cp -a "$bundle" "$root/opt/aurora-desktop"
 ln -s ../../opt/aurora-desktop/aurora-desktop "$root/usr/bin/aurora-desktop"
 ln -s ../../opt/aurora-desktop/aurora-desktop "$root/usr/bin/aurora-chat"
 ln -s ../../opt/aurora-desktop/aurora-desktop "$root/usr/bin/aurora-serve"
+ln -s ../../opt/aurora-desktop/aurora-desktop "$root/usr/bin/aurora-kb"
 cp packaging/linux/aurora-desktop.desktop "$root/usr/share/applications/"
 cp packaging/linux/aurora-desktop.png "$root/usr/share/icons/hicolor/256x256/apps/"
 cp packaging/linux/INSTALL.txt "$root/usr/share/doc/aurora-desktop/README"

@@ -134,6 +134,25 @@ def test_installed_server_answers_the_official_client(installed, exported, tmp_p
         proc.wait(timeout=30)
 
 
+def test_installed_knowledge_base_reads_chinese_files(installed, qapp, tmp_path):
+    """`aurora-kb` from the .deb: jieba's dictionary and the PDF reader's worker process (a spawned copy of the
+    frozen executable) work inside the bundle."""
+    from test_kb import GBK_TEXT, PAGES, qt_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    qt_pdf(docs / "三页.pdf", PAGES)
+    (docs / "国标.txt").write_bytes(GBK_TEXT.encode("gbk"))
+    env = clean_env(tmp_path, LANG="C.UTF-8")
+    added = subprocess.run([str(installed / "usr/bin/aurora-kb"), "add", "资料", str(docs), "--no-progress"],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert added.returncode == 0 and added.stdout.startswith("indexed 2,"), added.stdout + added.stderr
+    assert list((tmp_path / "home/.local/share/Aurora/Aurora Desktop/kb").glob("资料.sqlite"))
+    found = subprocess.run([str(installed / "usr/bin/aurora-kb"), "search", "资料", "大熊猫吃什么", "-k", "1"],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert "[1] 三页.pdf, p. 2" in found.stdout, found.stdout + found.stderr
+
+
 def test_installed_window_opens_and_closes(installed, tmp_path):
     t = time.perf_counter()
     result = subprocess.run([str(installed / "usr/bin/aurora-desktop"), "--exit-after-show"], capture_output=True,

@@ -191,7 +191,7 @@ def test_migration_from_a_committed_version_2_file(tmp_path):
     path = tmp_path / "chats.sqlite"
     shutil.copy(FIXTURES / "chats-v2.sqlite", path)
     store = Store(path)
-    assert store.version() == SCHEMA_VERSION == 4 and (tmp_path / "chats.sqlite.v2-backup").is_file()
+    assert store.version() == SCHEMA_VERSION == 5 and (tmp_path / "chats.sqlite.v2-backup").is_file()
     chats = {c.title: c for c in store.conversations()}
     assert set(chats) == {"第一个对话", "second chat"}  # the deleted one stays hidden
     first = chats["第一个对话"]

@@ -15,20 +15,33 @@ MIN_BUDGET_CHARS = 200
 
 
 def with_sources(question: str, hits: list[Hit], budget_chars: int) -> tuple[str, list[Hit]]:
-    """(the user's message with numbered sources, the sources used); the question alone when none fit."""
-    used, blocks, size = [], [], 0
+    """(the user's message with numbered sources, the sources used); the question alone when none fit. The best
+    passage always goes in; the others while they fit `budget_chars` (at least MIN_BUDGET_CHARS)."""
+    budget, used, size = max(budget_chars, MIN_BUDGET_CHARS), [], 0
     for hit in hits:
-        block = f"[{len(used) + 1}] {hit.cite()}\n{hit.text}"
-        if size + len(block) > max(budget_chars, MIN_BUDGET_CHARS) and used:
+        size += len(_block(len(used) + 1, hit.cite(), hit.text))
+        if used and size > budget:
             break
-        if size + len(block) > max(budget_chars, MIN_BUDGET_CHARS):
-            block = block[:max(budget_chars, MIN_BUDGET_CHARS)]  # one chunk at least, cut to the budget
         used.append(hit)
-        blocks.append(block)
-        size += len(block)
-    if not used:
-        return question, []
-    return f"{INSTRUCTION}\n\n资料：\n" + "\n\n".join(blocks) + f"\n\n问题：{question}", used
+    return message_with_sources(question, [as_source(h) for h in used]), used
+
+
+def as_source(hit: Hit) -> dict:
+    """A passage as the chat database keeps it with the question."""
+    return {"path": hit.path, "page": hit.page, "text": hit.text}
+
+
+def message_with_sources(question: str, sources: list[dict]) -> str:
+    """What the model gets for `question` asked with `sources` (the same text every time the chat is read again)."""
+    if not sources:
+        return question
+    blocks = [_block(n, Hit(s["path"], s.get("page"), s["text"], 0.0).cite(), s["text"])
+              for n, s in enumerate(sources, 1)]
+    return f"{INSTRUCTION}\n\n资料：\n" + "\n\n".join(blocks) + f"\n\n问题：{question}"
+
+
+def _block(n: int, cite: str, text: str) -> str:
+    return f"[{n}] {cite}\n{text}"
 
 
 def budget_for(n_ctx: int, max_tokens: int) -> int:
@@ -39,3 +52,16 @@ def budget_for(n_ctx: int, max_tokens: int) -> int:
 
 def source_lines(hits: list[Hit]) -> list[str]:
     return [f"[{n}] {hit.cite()}  {hit.path}" for n, hit in enumerate(hits, 1)]
+
+
+def retrieve(kb_name: str, question: str, budget_chars: int, k: int = 5) -> tuple[str, list[dict]]:
+    """(the message the model gets, the passages in it) for `question` asked with the knowledge base `kb_name`:
+    what the window's answer thread and `aurora-chat --kb` run before an answer."""
+    from .index import KnowledgeBase
+
+    kb = KnowledgeBase.open(kb_name, create=False)
+    try:
+        text, used = with_sources(question, kb.search(question, k), budget_chars)
+    finally:
+        kb.close()
+    return text, [as_source(h) for h in used]

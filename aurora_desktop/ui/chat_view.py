@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+import html
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
 )
@@ -65,11 +68,33 @@ class MessageWidget(QFrame):
         self.view.copy_label = tr("Copy code")
         self.view.setAccessibleName(tr("Message text"))
         layout.addWidget(self.view)
+        self.sources = QLabel()  # an answer's knowledge-base sources, each a link that opens the file
+        self.sources.setObjectName("sources")
+        self.sources.setWordWrap(True)
+        self.sources.setTextFormat(Qt.TextFormat.RichText)
+        self.sources.setOpenExternalLinks(True)
+        self.sources.hide()
+        layout.addWidget(self.sources)
+        self.tr = tr
         self.set_status(row.status, tr)
         if row.role == "user":
             self.view.setPlainText(row.content)
         else:
             self.view.set_markdown_final(row.content)
+
+    def set_sources(self, sources: list[dict]) -> None:
+        """`Sources: [1] 报告.pdf, p. 3 · [2] …` under the answer; a click opens the file (the system's viewer)."""
+        if not sources:
+            self.sources.hide()
+            return
+        links = []
+        for n, s in enumerate(sources, 1):
+            name = Path(s["path"]).name + (f", p. {s['page']}" if s.get("page") else "")
+            links.append(f'<a href="{html.escape(QUrl.fromLocalFile(s["path"]).toString())}">[{n}] '
+                         f"{html.escape(name)}</a>")
+        self.sources.setText(html.escape(self.tr("Sources:")) + " " + " · ".join(links))
+        self.sources.setToolTip("\n".join(s["path"] for s in sources))
+        self.sources.show()
 
     def set_status(self, status: str, tr) -> None:
         text = {"interrupted": tr("interrupted"), "stopped": tr("stopped"), "error": tr("error"),

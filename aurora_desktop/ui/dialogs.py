@@ -184,8 +184,17 @@ class ChatSettingsDialog(QDialog):
         self.policy.addItem(tr("Drop the oldest turns (never the system prompt)"), "drop_oldest")
         self.policy.addItem(tr("Stop at the limit"), "stop")
         self.policy.setCurrentIndex(POLICIES.index(settings.get("context_policy", "drop_oldest")))
+        self.knowledge_base = QComboBox()  # answers from the user's documents (aurora_desktop.kb)
+        self.knowledge_base.addItem(tr("None"), "")
+        from ..kb.index import KnowledgeBase
+
+        for name in KnowledgeBase.names():
+            self.knowledge_base.addItem(name, name)
+        chosen = self.knowledge_base.findData(settings.get("knowledge_base") or "")
+        self.knowledge_base.setCurrentIndex(max(chosen, 0))
         for label, w in ((tr("Temperature"), self.temperature), (tr("Top-p"), self.top_p),
-                         (tr("Max answer tokens"), self.max_tokens), (tr("When the context is full"), self.policy)):
+                         (tr("Max answer tokens"), self.max_tokens), (tr("When the context is full"), self.policy),
+                         (tr("Knowledge base"), self.knowledge_base)):
             w.setAccessibleName(label)
             form.addRow(label + ":", w)
         layout.addLayout(form)
@@ -197,7 +206,8 @@ class ChatSettingsDialog(QDialog):
     def values(self) -> tuple[str | None, dict]:
         return (self.system.toPlainText().strip() or None,
                 {"temperature": self.temperature.value(), "top_p": self.top_p.value(),
-                 "max_tokens": self.max_tokens.value(), "context_policy": self.policy.currentData()})
+                 "max_tokens": self.max_tokens.value(), "context_policy": self.policy.currentData(),
+                 "knowledge_base": self.knowledge_base.currentData() or None})
 
 
 def _double(lo: float, hi: float, value: float, step: float) -> QDoubleSpinBox:

@@ -144,6 +144,7 @@ class MainWindow(ModelsAndFiles, QMainWindow):
         s.message_added.connect(self._add_message)
         s.answer_text.connect(lambda msg_id, text: self._answer_widget(msg_id, lambda w: w.view.set_markdown_streaming(text)))
         s.answer_ended.connect(self._answer_ended)
+        s.sources_shown.connect(lambda msg_id, sources: self._answer_widget(msg_id, lambda w: w.set_sources(sources)))
         s.generation.connect(lambda _gen: self.update_status())
         s.notice.connect(lambda n: self._notice(tr("The chat outgrew the context: the oldest {n} messages were left "
                                                     "out of what the model sees (the system prompt was kept).").format(n=n)))
@@ -228,6 +229,9 @@ class MainWindow(ModelsAndFiles, QMainWindow):
 
     def _add_message(self, row: MessageRow, scroll: bool = True) -> None:
         w = self.view.add(MessageWidget(row, tr, self.dark))
+        if row.role == "assistant":  # the sources its question was asked with
+            question = next((r for r in self.session.branch if r.id == row.parent_id), None)
+            w.set_sources(list(question.sources or ()) if question else [])
         w.flip.connect(self.flip)
         w.edit.connect(self.edit_message)
         w.regenerate.connect(self.regenerate)
@@ -314,6 +318,11 @@ class MainWindow(ModelsAndFiles, QMainWindow):
 
     def flip(self, msg_id: int, delta: int) -> None:
         self.session.flip(msg_id, delta)
+
+    def manage_knowledge_bases(self) -> None:
+        from .knowledge import KnowledgeBaseDialog
+
+        KnowledgeBaseDialog(self).exec()
 
     def edit_chat_settings(self) -> None:
         if self.session.chat is None:

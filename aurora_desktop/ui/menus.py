@@ -10,7 +10,7 @@ from .composer import SEND_CTRL_ENTER, SEND_ENTER
 from .i18n import tr
 
 SEPARATOR = None
-FILE_MENU = ("open", "recent", "remote", "close_model", SEPARATOR, "serve", SEPARATOR, "new", "new_folder", SEPARATOR, "import", "export_md",
+FILE_MENU = ("open", "recent", "remote", "close_model", SEPARATOR, "serve", "knowledge", SEPARATOR, "new", "new_folder", SEPARATOR, "import", "export_md",
              "export_json", "export_folder", "export_all", SEPARATOR, "delete_all", SEPARATOR, "quit")
 CHAT_MENU = ("search", "stop", "regenerate", "settings")
 CHECKABLE = ("serve",)
@@ -24,6 +24,7 @@ def action_table(w) -> dict[str, tuple]:
         "remote": (w.choose_remote, None, lambda: tr("Use a model on a server…")),
         "close_model": (w.close_model, None, lambda: tr("Close model")),
         "serve": (lambda on: w.serve.set_on(on), None, lambda: tr("Serve to other programs")),
+        "knowledge": (w.manage_knowledge_bases, None, lambda: tr("Knowledge bases…")),
         "new": (w.new_chat, QKeySequence.StandardKey.New, lambda: tr("New chat")),
         "new_folder": (lambda: w.sidebar.create_folder(), None, lambda: tr("New folder…")),
         "import": (w.import_chats, None, lambda: tr("Import JSON…")),

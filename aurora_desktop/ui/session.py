@@ -6,7 +6,8 @@ turn reads nothing back from the database. It writes to the store as it goes and
 signals; it never touches a widget. A message's path from keystroke to token:
 
     Composer.submitted -> ChatSession.send -> store.add (question, empty answer) -> message_added x2
-    -> GenerationThread (engine.stream, off the GUI thread) -> piece -> answer_text (every RENDER_MS)
+    -> GenerationThread (the knowledge base searched when the chat has one -> sources_shown; then engine.stream,
+       off the GUI thread) -> piece -> answer_text (every RENDER_MS)
     -> Generation -> answer_ended(row, status) and generation(stats)
 """
 
@@ -14,19 +15,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, fields, replace
+from functools import partial
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
 
 from aurora_core.errors import AuroraError
 
-from ..conversation import Conversation
+from ..conversation import Conversation, Message
 from ..engine import ChatEngine, Generation, SamplingSettings
+from ..kb.sources import budget_for, message_with_sources, retrieve
 from ..store import STATE_BUDGET, ChatRow, MessageRow, Store
 from .worker import GenerationThread
 
 RENDER_MS = 50  # the answer is redrawn at most this often while it streams
 SAVE_EVERY_S = 1.0  # and saved this often (a crash loses at most this much of it)
 CONTEXT_POLICIES = ("drop_oldest", "stop")
+REMOTE_CONTEXT = 4096  # a remote model's context is not known here: the knowledge base's passages assume this
 SAMPLING_KEYS = tuple(f.name for f in fields(SamplingSettings) if f.name in SamplingSettings.KEYS)
 
 
@@ -61,6 +65,7 @@ class ChatSession(QObject):
     failed = Signal(str)  # the answer failed: a message for a dialog
     save_failed = Signal(str)  # the disk refused a write: the answer stays on screen
     streaming_changed = Signal(bool)
+    sources_shown = Signal(int, list)  # answer id, the knowledge-base passages its question carried
 
     save_every_s = SAVE_EVERY_S
     save_states = True  # keep each chat's KV cache on disk, so a reopened chat answers without reading it again
@@ -113,7 +118,7 @@ class ChatSession(QObject):
         for row in self.branch:
             if row.role == "user" and not (self.conversation.messages and
                                            self.conversation.messages[-1].role == "user"):
-                self.conversation.add_user(row.content)
+                self.conversation.add_user(message_with_sources(row.content, list(row.sources or ())))
             elif row.role == "assistant" and self.conversation.messages:
                 ids = self.reply_ids.get(row.id) or (self.engine.matching_ids(row.content, row.token_ids)
                                                      if self.engine is not None and row.token_ids else None)
@@ -198,18 +203,47 @@ class ChatSession(QObject):
         conversation = Conversation(self.conversation.system, list(self.conversation.messages),
                                     self.conversation.dropped_pairs)
         msg_id = self._append(question_id, "assistant", "", status="streaming")
-        thread = GenerationThread(self.engine, conversation, sampling_for(settings),
+        sampling = sampling_for(settings)
+        thread = GenerationThread(self.engine, conversation, sampling,
                                   drop_oldest=settings.get("context_policy", "drop_oldest") == "drop_oldest",
                                   state=self.store.state_file(self.chat.id)
                                   if self.save_states and not self.engine.remote else None,
-                                  state_budget=self.state_budget, parent=self)
+                                  state_budget=self.state_budget,
+                                  retrieve=self._retrieval(settings, question_id, sampling), parent=self)
         self.streaming = Streaming(self.chat.id, msg_id, thread, saved_at=time.monotonic())
+        thread.sources_found.connect(lambda sources: self._sources(question_id, msg_id, sources))
         thread.piece.connect(self._piece)
         thread.finished_generation.connect(self._finished)
         thread.failed.connect(self._failed)
         self.streaming_changed.emit(True)
         self.timer.start()
         thread.start()
+
+    def _retrieval(self, settings: dict, question_id: int, sampling):
+        """The knowledge-base search for a new question in a chat (or folder) that has one; None otherwise (also for
+        a regenerated answer: its question keeps the passages it was first asked with)."""
+        name = settings.get("knowledge_base")
+        question = next((r for r in self.branch if r.id == question_id), None)
+        if not name or question is None or question.sources:
+            return None
+        budget = budget_for(self.engine.n_ctx or REMOTE_CONTEXT, sampling.max_tokens)
+        return partial(retrieve, name, question.content, budget)
+
+    def _sources(self, question_id: int, answer_id: int, sources: list) -> None:
+        """The passages that went in with the question: kept with it (so the chat is read again as the model saw
+        it), and shown under the answer."""
+        try:
+            self.store.set_sources(question_id, sources)
+        except AuroraError as exc:
+            self.save_failed.emit(str(exc))
+        for i, row in enumerate(self.branch):
+            if row.id == question_id:
+                self.branch[i] = replace(row, sources=tuple(sources))
+                users = [k for k, m in enumerate(self.conversation.messages) if m.role == "user"]
+                if users:
+                    k = users[-1]
+                    self.conversation.messages[k] = Message("user", message_with_sources(row.content, sources))
+        self.sources_shown.emit(answer_id, sources)
 
     def _mine(self) -> Streaming | None:
         """The answer being written, if the signal came from its thread (not from one stopped before)."""

@@ -6,13 +6,14 @@ import json
 import subprocess
 import threading
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QThread, Signal
 
 from aurora_core.errors import AuroraError
 
 from .. import import_chats
-from ..conversation import Conversation
+from ..conversation import Conversation, Message
 from ..engine import ChatEngine, EngineConfig, SamplingSettings, consume
 from ..remote import RemoteEngine
 from ..store import prune_states
@@ -32,16 +33,23 @@ class GenerationThread(QThread):
     piece = Signal(str)
     finished_generation = Signal(object)
     failed = Signal(str)
+    sources_found = Signal(list)  # the knowledge base's passages that went in with the question
 
     def __init__(self, engine: ChatEngine, conversation: Conversation, settings: SamplingSettings,
-                 drop_oldest: bool = True, state: Path | None = None, state_budget: int = 0, parent=None) -> None:
+                 drop_oldest: bool = True, state: Path | None = None, state_budget: int = 0,
+                 retrieve: Callable[[], tuple[str, list[dict]]] | None = None, parent=None) -> None:
         super().__init__(parent)
         self.engine, self.conversation, self.settings, self.drop_oldest = engine, conversation, settings, drop_oldest
-        self.state, self.state_budget = state, state_budget
+        self.state, self.state_budget, self.retrieve = state, state_budget, retrieve
         self.cancel_event = threading.Event()
 
     def run(self) -> None:
         try:
+            if self.retrieve is not None:  # the knowledge base is searched here, off the GUI thread
+                text, sources = self.retrieve()
+                if sources:
+                    self.conversation.messages[-1] = Message("user", text)  # the thread's own copy of the turn
+                    self.sources_found.emit(sources)
             with self.engine.turn(self.cancel_event):  # the answer and its saved KV state, with no other in between
                 gen = consume(self.engine.stream(self.conversation, self.settings, self.drop_oldest, self.state),
                               self.piece.emit)

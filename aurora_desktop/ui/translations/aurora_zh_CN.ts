@@ -607,5 +607,113 @@
         <source>Chat with a model that runs on another computer, through any OpenAI-compatible server (aurora-serve, llama.cpp's server, vLLM). Every message of a chat you send goes to this address. The key is kept in the system keyring (or a file only you can read), never with the chats.</source>
         <translation>通过任何兼容 OpenAI 的服务器（aurora-serve、llama.cpp 的服务器、vLLM）与另一台计算机上运行的模型对话。您发送的对话中的每条消息都会发到这个地址。密钥保存在系统密钥环中（或只有您能读取的文件中），从不与对话放在一起。</translation>
     </message>
+    <message>
+        <source>Add files</source>
+        <translation>添加文件</translation>
+    </message>
+    <message>
+        <source>Add files…</source>
+        <translation>添加文件…</translation>
+    </message>
+    <message>
+        <source>Add folder</source>
+        <translation>添加文件夹</translation>
+    </message>
+    <message>
+        <source>Add folder…</source>
+        <translation>添加文件夹…</translation>
+    </message>
+    <message>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <source>Cancelled: what was finished is kept.</source>
+        <translation>已取消：已完成的部分保留。</translation>
+    </message>
+    <message>
+        <source>Delete knowledge base</source>
+        <translation>删除知识库</translation>
+    </message>
+    <message>
+        <source>Delete the knowledge base {name}? Your files stay where they are.</source>
+        <translation>删除知识库 {name}？您的文件仍保留在原处。</translation>
+    </message>
+    <message>
+        <source>Delete…</source>
+        <translation>删除…</translation>
+    </message>
+    <message>
+        <source>Details</source>
+        <translation>详情</translation>
+    </message>
+    <message>
+        <source>Documents (*.txt *.md *.pdf *.docx *.html *.htm)</source>
+        <translation>文档 (*.txt *.md *.pdf *.docx *.html *.htm)</translation>
+    </message>
+    <message>
+        <source>Files are read on this computer only. Chinese text files may be UTF-8, UTF-16 or GBK; PDFs need a text layer (a scanned PDF is listed as such).</source>
+        <translation>文件只在本机读取。中文文本文件可以是 UTF-8、UTF-16 或 GBK 编码；PDF 需要有文字层（扫描件会被标明）。</translation>
+    </message>
+    <message>
+        <source>Indexed {indexed}, unchanged {unchanged}, skipped {skipped}, failed {failed}.</source>
+        <translation>已索引 {indexed} 个，未变 {unchanged} 个，跳过 {skipped} 个，失败 {failed} 个。</translation>
+    </message>
+    <message>
+        <source>Knowledge base</source>
+        <translation>知识库</translation>
+    </message>
+    <message>
+        <source>Knowledge bases</source>
+        <translation>知识库</translation>
+    </message>
+    <message>
+        <source>Knowledge bases…</source>
+        <translation>知识库…</translation>
+    </message>
+    <message>
+        <source>New knowledge base</source>
+        <translation>新建知识库</translation>
+    </message>
+    <message>
+        <source>New…</source>
+        <translation>新建…</translation>
+    </message>
+    <message>
+        <source>None</source>
+        <translation>无</translation>
+    </message>
+    <message>
+        <source>Remove</source>
+        <translation>移除</translation>
+    </message>
+    <message>
+        <source>State</source>
+        <translation>状态</translation>
+    </message>
+    <message>
+        <source>Update</source>
+        <translation>更新</translation>
+    </message>
+    <message>
+        <source>failed</source>
+        <translation>失败</translation>
+    </message>
+    <message>
+        <source>indexed</source>
+        <translation>已索引</translation>
+    </message>
+    <message>
+        <source>skipped</source>
+        <translation>已跳过</translation>
+    </message>
+    <message>
+        <source>{chunks} passages, {chars:,} characters</source>
+        <translation>{chunks} 个段落，{chars:,} 个字符</translation>
+    </message>
+    <message>
+        <source>Sources:</source>
+        <translation>来源：</translation>
+    </message>
 </context>
 </TS>

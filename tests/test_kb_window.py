@@ -1,0 +1,120 @@
+"""Knowledge bases in the window (pytest-qt, a real event loop): the manager dialog indexes off the GUI thread with a
+progress row and Cancel, a chat with a knowledge base answers with its sources under the answer (a click opens the
+file), the passages stay with the question so the next turn reuses the KV cache, and a folder's knowledge base
+applies to its chats."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+import llama_cpp  # noqa: E402,F401  -- before Qt, as the app does
+
+from PySide6.QtCore import QObject, QPoint, Qt, Slot  # noqa: E402
+from PySide6.QtGui import QDesktopServices  # noqa: E402
+from test_desktop import dialogs, send, window  # noqa: E402,F401  -- the same window fixtures
+from test_kb import docs  # noqa: E402,F401  -- the same documents
+
+from aurora_desktop.kb.index import KnowledgeBase  # noqa: E402
+from aurora_desktop.ui.knowledge import KnowledgeBaseDialog  # noqa: E402
+
+QUICK = {"temperature": 0.0, "max_tokens": 8}
+
+
+@pytest.fixture
+def kb_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "kb"
+    monkeypatch.setenv("AURORA_KB_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def indexed(kb_dir, docs):
+    kb = KnowledgeBase.open("资料")
+    kb.add([docs])
+    kb.close()
+    return "资料"
+
+
+def test_the_manager_indexes_off_the_gui_thread_and_shows_each_file(qtbot, kb_dir, docs):
+    KnowledgeBase.open("新库").close()
+    dialog = KnowledgeBaseDialog()
+    qtbot.addWidget(dialog)
+    assert dialog.current == "新库"
+    seen = []
+    dialog.index([docs])
+    dialog.indexer.progress.connect(lambda done, total, path: seen.append((done, total)))
+    assert dialog.progress.isVisibleTo(dialog) and not dialog.add_files.isEnabled()
+    qtbot.waitUntil(lambda: dialog.indexer is None, timeout=60000)
+    assert seen and seen[-1] == (8, 8)
+    rows = {dialog.table.item(r, 0).text().rsplit("/", 1)[-1]: (dialog.table.item(r, 1).text(),
+                                                                 dialog.table.item(r, 2).text())
+            for r in range(dialog.table.rowCount())}
+    assert rows["三页.pdf"][0] == "indexed" and "passages" in rows["三页.pdf"][1]
+    assert rows["扫描.pdf"] == ("skipped", rows["扫描.pdf"][1]) and "no text layer" in rows["扫描.pdf"][1]
+    assert "Indexed 6" in dialog.progress_label.text() and dialog.add_files.isEnabled()
+
+
+def test_cancel_keeps_what_was_indexed(qtbot, kb_dir, docs):
+    KnowledgeBase.open("新库").close()
+    dialog = KnowledgeBaseDialog()
+    qtbot.addWidget(dialog)
+    dialog.index([docs])
+    dialog.indexer.progress.connect(lambda done, total, path: done >= 2 and dialog.cancel())
+    qtbot.waitUntil(lambda: dialog.indexer is None, timeout=60000)
+    assert "Cancelled" in dialog.progress_label.text()
+    assert 0 < dialog.table.rowCount() < 8
+
+
+class Opened(QObject):
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    @Slot("QUrl")
+    def open(self, url):
+        self.urls.append(url.toLocalFile())
+
+
+def test_a_chat_with_a_knowledge_base_answers_with_sources(qtbot, window, indexed, docs):
+    w = window
+    w.new_chat()
+    w.store.set_settings(w.conv_id, {**QUICK, "knowledge_base": indexed})
+    w.session.reload()
+    send(qtbot, w, "熊猫吃什么？")
+    question, answer = w.store.branch(w.conv_id)
+    assert question.content == "熊猫吃什么？"  # the user's words as typed
+    assert question.sources and question.sources[0]["page"] == 2 and question.sources[0]["path"].endswith("三页.pdf")
+    first = w.last_gen
+    assert first.prompt_tokens > 60  # the passages went to the model
+    widget = w.view.widgets[-1]
+    assert widget.sources.isVisible() and "[1] 三页.pdf, p. 2" in widget.sources.text()
+    opened = Opened()  # a click on a source opens the file (Qt's own URL dispatch, the handler for file://)
+    QDesktopServices.setUrlHandler("file", opened, "open")
+    try:
+        fm = widget.sources.fontMetrics()
+        qtbot.mouseClick(widget.sources, Qt.MouseButton.LeftButton,
+                         pos=QPoint(fm.horizontalAdvance("Sources: [") + 2, fm.height() // 2 + 1))
+        qtbot.waitUntil(lambda: bool(opened.urls), timeout=5000)
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert opened.urls == [question.sources[0]["path"]]
+    send(qtbot, w, "长城是什么时候修的？")  # the next turn: the first turn (passages and all) comes from the KV cache
+    second = w.last_gen
+    assert second.reused_tokens >= first.prompt_tokens
+    w.session.reload()  # read again from the database: the model sees the same text
+    assert "资料：" in w.session.conversation.messages[0].content
+    w.show_chat()
+    assert "三页.pdf, p. 2" in w.view.widgets[1].sources.text()
+
+
+def test_a_folders_knowledge_base_applies_to_its_chats(qtbot, window, indexed):
+    w = window
+    folder = w.store.create_folder("读书", settings={**QUICK, "knowledge_base": indexed})
+    conv = w.store.create("", folder_id=folder)
+    w.open_chat(conv)
+    send(qtbot, w, "营业收入增长了多少？")
+    question = w.store.branch(conv)[0]
+    assert question.sources and question.sources[0]["path"].endswith("报告.docx")
+    w.store.set_settings(conv, {"knowledge_base": None})  # the chat's own "none" leaves the folder's in place
+    assert w.store.effective(conv)[1]["knowledge_base"] == indexed
