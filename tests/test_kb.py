@@ -280,3 +280,29 @@ def test_sources_fit_the_budget_and_are_numbered(kb, docs):
     small, few = with_sources("问题？", hits, budget_chars=0)  # the floor: MIN_BUDGET_CHARS of sources
     assert 1 <= len(few) < len(hits) and len(small) < len(text)
     assert with_sources("问题？", [], 1000) == ("问题？", [])
+
+
+def test_dense_search_and_fusion_through_llama_cpp_embeddings(kb, docs, exported):
+    """A GGUF run in llama.cpp's embedding mode (here the demo model, mean-pooled: random weights, so only the
+    mechanics are tested; retrieval quality needs a real embedding model such as bge-m3)."""
+    kb.add([docs])
+    assert kb.search("大熊猫", 3, mode="auto") == kb.search("大熊猫", 3, mode="keyword")  # no model: keyword
+    n = kb.embed_with(exported["q8_0"])
+    assert n == kb.chunk_count() > 5
+    passage = kb.search("营业收入", 1, mode="keyword")[0]
+    same = kb.search(passage.text, 1, mode="dense")[0]  # a passage's own text is its nearest neighbour
+    assert same.text == passage.text and same.score == pytest.approx(1.0, abs=1e-3)
+    fused = kb.search("大熊猫吃什么", 5, mode="fused")
+    assert len(fused) == 5 and len({h.text for h in fused}) == 5
+    assert kb.search("大熊猫吃什么", 5) == fused  # auto: fused once a model is set
+    (docs / "新.md").write_text("新加入的文件讲的是围棋，围棋起源于中国。" * 2, encoding="utf-8")
+    report = kb.sync()
+    assert report.indexed == 1 and report.embedded == 1  # new passages get vectors as they come
+    assert kb.embed_with(None) == 0 and kb.search("围棋", 1)[0].path.endswith("新.md")
+
+
+def test_dense_fusion_ranks_by_reciprocal_rank():
+    from aurora_desktop.kb.dense import fuse
+
+    assert fuse([[1, 2, 3], [3, 1, 4]]) == [1, 3, 2, 4]
+    assert fuse([[], [7]]) == [7]

@@ -47,12 +47,14 @@ def test_the_manager_indexes_off_the_gui_thread_and_shows_each_file(qtbot, kb_di
     assert dialog.progress.isVisibleTo(dialog) and not dialog.add_files.isEnabled()
     qtbot.waitUntil(lambda: dialog.indexer is None, timeout=60000)
     assert seen and seen[-1] == (8, 8)
-    rows = {dialog.table.item(r, 0).text().rsplit("/", 1)[-1]: (dialog.table.item(r, 1).text(),
+    rows = {dialog.table.item(r, 0).text(): (dialog.table.item(r, 1).text(),
                                                                  dialog.table.item(r, 2).text())
             for r in range(dialog.table.rowCount())}
     assert rows["三页.pdf"][0] == "indexed" and "passages" in rows["三页.pdf"][1]
     assert rows["扫描.pdf"] == ("skipped", rows["扫描.pdf"][1]) and "no text layer" in rows["扫描.pdf"][1]
     assert "Indexed 6" in dialog.progress_label.text() and dialog.add_files.isEnabled()
+    pdf = next(r for r in range(dialog.table.rowCount()) if dialog.table.item(r, 0).text() == "三页.pdf")
+    assert dialog.table.item(pdf, 0).toolTip() == str(docs / "三页.pdf")  # the name shown, the whole path on hover
 
 
 def test_cancel_keeps_what_was_indexed(qtbot, kb_dir, docs):

@@ -4,6 +4,7 @@
     aurora-kb list [论文]                            knowledge bases, or every file's state in one
     aurora-kb search 论文 "混合专家模型有几个专家？" [-k 5] [--json]
     aurora-kb remove 论文 ~/笔记/旧.md                forget files or folders
+    aurora-kb embed 论文 bge-m3-q8_0.gguf             also search by meaning (a GGUF embedding model you have)
     aurora-kb delete 论文                             the whole knowledge base, from the disk
     aurora-chat MODEL.gguf --kb 论文                   answers from it, with their sources
 
@@ -43,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("question")
     se.add_argument("-k", type=int, default=5, help="how many chunks")
     se.add_argument("--json", action="store_true")
+    se.add_argument("--mode", choices=("auto", "keyword", "dense", "fused"), default="auto",
+                    help="keyword (BM25), dense (the embedding model), fused (both); auto: fused when a model is set")
+    em = sub.add_parser("embed", help="search by meaning too: embed every passage with a GGUF embedding model")
+    em.add_argument("kb")
+    em.add_argument("model", help="a GGUF embedding model (e.g. bge-m3), or 'none' to stop using one")
+    em.add_argument("--no-progress", action="store_true")
     de = sub.add_parser("delete", help="delete a knowledge base from the disk (your files stay)")
     de.add_argument("kb")
     return p
@@ -127,7 +134,7 @@ def _list(kb: KnowledgeBase, args) -> int:
 def _search(kb: KnowledgeBase, args) -> int:
     if not 1 <= args.k <= 100:
         raise KnowledgeBaseError(f"-k {args.k}: choose 1 to 100")
-    hits = kb.search(args.question, args.k)
+    hits = kb.search(args.question, args.k, mode=args.mode)
     if args.json:
         print(json.dumps([h.__dict__ for h in hits], ensure_ascii=False, indent=1))
         return 0
@@ -138,7 +145,21 @@ def _search(kb: KnowledgeBase, args) -> int:
     return 0
 
 
-COMMANDS = {"add": _add, "remove": _remove, "list": _list, "search": _search}
+def _embed(kb: KnowledgeBase, args) -> int:
+    import time
+
+    bar = None if args.no_progress or not sys.stderr.isatty() else _bar
+    start = time.perf_counter()
+    n = kb.embed_with(None if args.model == "none" else args.model, progress=bar)
+    if bar is not None:
+        print(file=sys.stderr)
+    seconds = time.perf_counter() - start
+    print(f"{args.kb}: no embedding model" if args.model == "none" else
+          f"{args.kb}: {n} passages embedded with {args.model} ({seconds:.1f} s); searches are fused from now on")
+    return 0
+
+
+COMMANDS = {"add": _add, "remove": _remove, "list": _list, "search": _search, "embed": _embed}
 
 if __name__ == "__main__":
     sys.exit(main())

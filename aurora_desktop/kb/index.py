@@ -37,6 +37,7 @@ EXTRACT_TIMEOUT_S = 120.0
 NAME = re.compile(r"^[^/\\:*?\"<>|\x00-\x1f]{1,64}$")
 STATES = ("indexed", "skipped", "failed")
 SEARCH_PHASES = ("AND", "OR", "BIGRAMS")
+EMBED_BATCH = 32
 
 
 class KnowledgeBaseError(AuroraError):
@@ -88,6 +89,7 @@ class SyncReport:
     skipped: int = 0
     failed: int = 0
     cancelled: bool = False
+    embedded: int = 0
     chars: int = 0
     seconds: float = 0.0
 
@@ -105,6 +107,8 @@ class KnowledgeBase:
         self.db.execute("PRAGMA cache_size = -65536")  # 64 MiB of pages: a search reads posting lists again and again
         self.scheme = SCHEMES[self._schema(scheme)]
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._embedder = None  # dense.Embedder, loaded on first use
+        self._matrix = None  # (chunk ids, their vectors) for dense search, read on first use
 
     @classmethod
     def open(cls, name: str, create: bool = True) -> "KnowledgeBase":
@@ -134,6 +138,8 @@ class KnowledgeBase:
                     CREATE TABLE chunks (id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL
                         REFERENCES files(id) ON DELETE CASCADE, page INTEGER, text TEXT NOT NULL);
                     CREATE INDEX chunks_file ON chunks(file_id);
+                    CREATE TABLE vectors (chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+                        vec BLOB NOT NULL);
                     CREATE VIRTUAL TABLE fts USING fts5({", ".join(s.columns)}, tokenize='{s.tokenizer}');
                     PRAGMA user_version = {SCHEMA_VERSION};
                 """)
@@ -224,8 +230,11 @@ class KnowledgeBase:
                     for row in gone.values():  # removed from the disk (a renamed file took its row already)
                         self._drop(row[0])
                         report.removed += 1
+                if self._embedding_usable():  # new passages get their vectors too
+                    report.embedded = self._embed_missing(None, cancel)
         finally:
             self._close_pool()
+            self._matrix = None  # passages changed: dense search reads the vectors again
         report.seconds = time.perf_counter() - start
         return report
 
@@ -317,31 +326,137 @@ class KnowledgeBase:
 
     # -- searching --------------------------------------------------------------------------------
 
-    def search(self, question: str, k: int = 5) -> list[Hit]:
-        """The `k` chunks that best match `question` (BM25 over the scheme's columns), best first: chunks with all its
-        topic words, then with any of its longer words, then with any two of its neighbouring characters, until `k`
-        are found (one OR over everything would score most of the index)."""
-        found: dict[int, tuple] = {}
+    def search(self, question: str, k: int = 5, mode: str = "auto") -> list[Hit]:
+        """The `k` passages that best match `question`, best first. `mode`: "keyword" (BM25, below), "dense" (the
+        embedding model's nearest), "fused" (both by reciprocal rank), "auto" (fused when an embedding model is set
+        and its file is there, else keyword)."""
+        if mode == "auto":
+            mode = "fused" if self._embedding_usable() else "keyword"
+        if mode == "keyword":
+            ranked = self._keyword(question, k)
+        elif mode == "dense":
+            ranked = self._dense(question, k)
+        elif mode == "fused":
+            from .dense import CANDIDATES, RRF_K, fuse
+
+            lists = [[i for i, _ in self._keyword(question, CANDIDATES)], [i for i, _ in self._dense(question, CANDIDATES)]]
+            ids = fuse(lists)[:k]
+            ranked = [(i, sum(1 / (RRF_K + lst.index(i) + 1) for lst in lists if i in lst)) for i in ids]
+        else:
+            raise KnowledgeBaseError(f"search mode {mode!r}: choose keyword, dense, fused or auto")
+        return self._hits(ranked)
+
+    def _keyword(self, question: str, k: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the `k` best, in phases: chunks with all the question's topic words, then with
+        any of its longer words, then with any two of its neighbouring characters, until `k` are found (one OR over
+        everything would score most of the index)."""
+        found: dict[int, float] = {}
         for phase in SEARCH_PHASES:
             match = self.scheme.query(question, phase)
             if match:
-                for row in self._ranked(match, k + len(found)):
-                    if row[0] not in found and len(found) < k:
-                        found[row[0]] = row
+                weights = "".join(f", {w}" for w in self.scheme.weights)
+                for chunk_id, score in self.db.execute(
+                        f"SELECT rowid, bm25(fts{weights}) AS score FROM fts WHERE fts MATCH ? ORDER BY score LIMIT ?",
+                        (match, k + len(found))):
+                    if chunk_id not in found and len(found) < k:
+                        found[chunk_id] = -score
             if len(found) >= k:
                 break
-        return [Hit(path, page, text, -score) for _id, path, page, text, score in found.values()]
+        return list(found.items())
 
-    def _ranked(self, match: str, k: int) -> list[tuple]:
-        weights = "".join(f", {w}" for w in self.scheme.weights)
-        return self.db.execute(
-            f"SELECT chunks.id, files.path, chunks.page, chunks.text, top.score FROM "
-            f"(SELECT rowid, bm25(fts{weights}) AS score FROM fts WHERE fts MATCH ? ORDER BY score LIMIT ?) AS top "
-            "JOIN chunks ON chunks.id = top.rowid JOIN files ON files.id = chunks.file_id ORDER BY top.score",
-            (match, k)).fetchall()
+    def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
+        if not ranked:
+            return []
+        rows = {r[0]: r[1:] for r in self.db.execute(
+            "SELECT chunks.id, files.path, chunks.page, chunks.text FROM chunks JOIN files ON files.id = chunks.file_id "
+            f"WHERE chunks.id IN ({', '.join('?' * len(ranked))})", [i for i, _ in ranked])}
+        return [Hit(*rows[i], score) for i, score in ranked if i in rows]
+
+    # -- dense retrieval (optional: an embedding model the user gives) ----------------------------
+
+    def embedding_model(self) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'embedding_model'").fetchone()
+        return row[0] if row else None
+
+    def _embedding_usable(self) -> bool:
+        model = self.embedding_model()
+        return model is not None and Path(model).is_file()
+
+    def embed_with(self, model_path: str | Path | None, progress: Progress | None = None,
+                   cancel: Callable[[], bool] | None = None) -> int:
+        """Use `model_path` (a GGUF embedding model) for this knowledge base from now on and embed every passage
+        that has no vector from it yet; None stops using one. Returns the passages embedded."""
+        from .dense import Embedder
+
+        if model_path is None:
+            with self.db:
+                self.db.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_fingerprint')")
+                self.db.execute("DELETE FROM vectors")
+            self._close_embedder()
+            return 0
+        embedder = self._embedder_for(Path(model_path).expanduser().resolve())
+        with self.db:
+            old = self.db.execute("SELECT value FROM meta WHERE key = 'embedding_fingerprint'").fetchone()
+            if old is None or old[0] != embedder.fingerprint:  # another model: its vectors mean nothing here
+                self.db.execute("DELETE FROM vectors")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('embedding_model', ?)", (str(embedder.path),))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('embedding_fingerprint', ?)", (embedder.fingerprint,))
+        return self._embed_missing(progress, cancel)
+
+    def _embed_missing(self, progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> int:
+        embedder = self._embedder_for(Path(self.embedding_model()))
+        todo = self.db.execute("SELECT chunks.id, chunks.text FROM chunks LEFT JOIN vectors ON vectors.chunk_id = "
+                               "chunks.id WHERE vectors.chunk_id IS NULL ORDER BY chunks.id").fetchall()
+        done = 0
+        for start in range(0, len(todo), EMBED_BATCH):
+            if cancel is not None and cancel():
+                break
+            batch = todo[start:start + EMBED_BATCH]
+            if progress is not None:
+                progress(done, len(todo), "")
+            vectors = embedder.embed([text for _id, text in batch])
+            with self.db:  # each batch kept as it is done
+                self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                                    [(i, v.tobytes()) for (i, _t), v in zip(batch, vectors)])
+            done += len(batch)
+        self._matrix = None
+        return done
+
+    def _embedder_for(self, path: Path):
+        from .dense import Embedder
+
+        if self._embedder is None or self._embedder.path != path:
+            self._close_embedder()
+            self._embedder = Embedder(path)
+        return self._embedder
+
+    def _dense(self, question: str, k: int) -> list[tuple[int, float]]:
+        import numpy as np
+
+        from .dense import nearest
+
+        if not self._embedding_usable():
+            raise KnowledgeBaseError(f"{self.path}: no embedding model is set (or its file is gone); "
+                                     "aurora-kb embed NAME MODEL.gguf")
+        query = self._embedder_for(Path(self.embedding_model())).embed([question])[0]
+        if self._matrix is None:
+            rows = self.db.execute("SELECT chunk_id, vec FROM vectors ORDER BY chunk_id").fetchall()
+            self._matrix = ([r[0] for r in rows],
+                            np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+                            if rows else np.zeros((0, len(query)), dtype=np.float32))
+        ids, matrix = self._matrix
+        top = nearest(query, matrix, k)
+        return [(ids[i], float(matrix[i] @ query)) for i in top]
+
+    def _close_embedder(self) -> None:
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
+        self._matrix = None
 
     def close(self) -> None:
         self._close_pool()
+        self._close_embedder()
         self.db.close()
 
 

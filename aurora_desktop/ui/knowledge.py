@@ -76,6 +76,7 @@ class KnowledgeBaseDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().hide()
         right.addWidget(self.table, 1)
         buttons = QHBoxLayout()
         self.add_files, self.add_folder = QPushButton(tr("Add files…")), QPushButton(tr("Add folder…"))
@@ -125,9 +126,10 @@ class KnowledgeBaseDialog(QDialog):
         for i, f in enumerate(files):
             detail = tr("{chunks} passages, {chars:,} characters").format(chunks=f.chunks, chars=f.chars) \
                 if f.state == "indexed" else (f.reason or "")
-            for j, text in enumerate((f.path, words.get(f.state, f.state), detail)):
+            for j, text in enumerate((Path(f.path).name, words.get(f.state, f.state), detail)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(text)
+                item.setToolTip(f.path if j == 0 else text)
+                item.setData(Qt.ItemDataRole.UserRole, f.path)
                 self.table.setItem(i, j, item)
 
     def create(self) -> None:
@@ -170,7 +172,7 @@ class KnowledgeBaseDialog(QDialog):
             return
         kb = KnowledgeBase.open(self.current, create=False)
         try:
-            kb.remove([Path(self.table.item(r, 0).text()) for r in rows])
+            kb.remove([Path(self.table.item(r, 0).data(Qt.ItemDataRole.UserRole)) for r in rows])
         except AuroraError as exc:
             QMessageBox.warning(self, tr("Knowledge bases"), str(exc))
         finally:
