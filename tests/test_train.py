@@ -169,6 +169,70 @@ def test_ddp_two_cpu_processes(tiny_base, train_data, tmp_path):
     assert (tmp_path / "ddp" / "adapter" / "adapter_model.safetensors").is_file()
 
 
+def torchrun(argv: list, start_new_session: bool = False, **kw):
+    """`aurora-train ARGV` in 2 processes over gloo on this machine's CPUs (a free rendezvous port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
+           str(BIN / "aurora-train"), *map(str, argv), "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if start_new_session:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, **kw)
+
+
+@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
+def test_fsdp_two_cpu_processes_4bit_learn_resume_and_export(tiny_base, train_data, tmp_path):
+    """FSDP2 over gloo with 2 CPU processes, the base in bitsandbytes 4-bit (each rank holds half of every packed
+    weight): the loss falls, the adapter is the usual PEFT folder, a run killed with SIGKILL after a checkpoint
+    resumes to the bitwise same adapter, and the adapter exports to a GGUF that chats."""
+    values = quick(tiny_base, train_data, "unused", max_steps=8, save_every=4, fsdp=True,
+                   optimizer="paged_adamw_8bit")  # replaced under FSDP, with a notice
+    cfg = write_config(tmp_path / "cfg.yaml", **values)
+    full = torchrun(["run", cfg, f"out={tmp_path / 'full'}"])
+    assert full.returncode == 0, full.stderr[-3000:]
+    assert "paged_adamw_8bit cannot be checkpointed under FSDP; using adamw" in full.stderr
+    rows = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 9)) and all(r["world_size"] == 2 for r in rows)
+    assert rows[-1]["loss"] < rows[0]["loss"] - 1.0  # it learns
+    single = subprocess.run([str(BIN / "aurora-train"), "run", str(cfg), f"out={tmp_path / 'single'}", "max_steps=1",
+                             "fsdp=false", "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    a = _adapter_tensors(tmp_path / "full" / "adapter")
+    one = _adapter_tensors(tmp_path / "single" / "adapter")
+    assert a.keys() == one.keys() and all(a[k].shape == one[k].shape for k in a)  # the same adapter format
+    shards = tmp_path / "full" / "checkpoints" / "step-000004" / "shards"
+    assert {p.name for p in shards.iterdir()} == {"optimizer", "rng-rank0.pt", "rng-rank1.pt"}
+
+    part = tmp_path / "part"
+    proc = torchrun(["run", cfg, f"out={part}"], start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and not (part / "checkpoints" / "step-000004" / "state.json").exists() \
+            and proc.poll() is None:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
+    proc.wait()
+    assert not (part / "adapter").exists()  # it died before the end
+    resumed = torchrun(["run", cfg, f"out={part}", "--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    b = _adapter_tensors(part / "adapter")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bitwise, on the CPU with a fixed seed
+    one_proc = subprocess.run([str(BIN / "aurora-train"), "run", str(cfg), f"out={part}", "--resume",
+                               "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert one_proc.returncode == 2 and "fsdp: true needs 2 or more processes" in one_proc.stderr
+
+    gguf = tmp_path / "fsdp-q8_0.gguf"
+    export = subprocess.run([str(BIN / "aurora-export"), "gguf", "--base", str(tiny_base), "--adapter",
+                             str(tmp_path / "full" / "adapter"), "--out", str(gguf), "--type", "q8_0", "--no-progress"],
+                            capture_output=True, text=True, timeout=600)
+    assert export.returncode == 0, export.stderr[-2000:]
+    chat = subprocess.run([str(BIN / "aurora-chat"), str(gguf), "--prompt", "你好", "--max-tokens", "4",
+                           "--temperature", "0"], capture_output=True, text=True, timeout=300)
+    assert chat.returncode == 0, chat.stderr
+
+
 # ---------------------------------------------------------------- bad input, before any model is loaded
 
 

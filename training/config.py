@@ -90,6 +90,13 @@ class TrainConfig:
     """Write a metrics line every this many optimizer steps."""
     seed: int = 42
     """Seed for data order, LoRA initialisation and dropout."""
+    fsdp: bool = False
+    """Shard the (4-bit) base over the processes with PyTorch FSDP instead of one whole copy each (DDP): run under
+    `accelerate launch --config_file packaging/accelerate/fsdp-qlora.yaml` or torchrun, 2+ processes."""
+    fsdp_wrap: str = "decoder_layer"
+    """What FSDP shards as one unit: decoder_layer (MixtralDecoderLayer) or moe_block (MixtralSparseMoeBlock)."""
+    fsdp_offload: bool = False
+    """Keep the sharded parameters in CPU memory between uses (less GPU memory, more host RAM and time)."""
 
     def __post_init__(self) -> None:
         """The values are checked wherever a config is made (YAML, key=value, or Python)."""
@@ -128,6 +135,8 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.compute_dtype in ("bfloat16", "float16", "float32"), "compute_dtype must be bfloat16, float16 or float32"),
             (bool(self.target_modules), "target_modules must name at least one module"),
+            (self.fsdp_wrap in FSDP_WRAPS, f"fsdp_wrap must be one of {', '.join(FSDP_WRAPS)}"),
+            (not self.fsdp_offload or self.fsdp, "fsdp_offload needs fsdp: true"),
         ]
         unknown = [m for m in self.target_modules if m not in LORA_MODULES]
         if unknown:
@@ -143,6 +152,7 @@ class TrainConfig:
 
 
 OPTIMIZERS = ("paged_adamw_8bit", "adamw_8bit", "paged_adamw", "adamw")
+FSDP_WRAPS = ("decoder_layer", "moe_block")
 # Leaf names of Mixtral's linear modules (the names peft's target_modules matches), from aurora_core's table.
 LORA_MODULES = tuple(sorted({spec.module for spec in mixtral.ALL_SPECS
                              if spec.module and len(spec.shape(mixtral.MIXTRAL_8X7B)) == 2}))

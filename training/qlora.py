@@ -49,12 +49,17 @@ def load_model(cfg, device: str | torch.device = "cpu"):
 
     compute = getattr(torch, cfg.compute_dtype)
     kwargs = {"dtype": compute if cfg.load_in_4bit else torch.float32}
-    if torch.device(device).type != "cpu":
+    if torch.device(device).type != "cpu" and not cfg.fsdp:
         kwargs["device_map"] = {"": device}  # one whole copy per process (DDP), on this process's GPU
+    if cfg.fsdp:  # sharded later; loaded on the CPU (accelerate's cpu_ram_efficient_loading: rank 0 alone)
+        kwargs["low_cpu_mem_usage"] = True
     if cfg.load_in_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=cfg.double_quant,
-            bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=list(NOT_QUANTIZED_MODULES))
+            bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=list(NOT_QUANTIZED_MODULES),
+            # FSDP flattens a unit's weights into one tensor of one dtype: the 4-bit ones are stored in the
+            # compute dtype like the rest (bitsandbytes' quant_storage); uint8 otherwise
+            **({"bnb_4bit_quant_storage": compute} if cfg.fsdp else {}))
     if cfg.router_aux_loss_coef > 0:  # the model adds coef x load-balancing loss to its own loss
         kwargs.update(output_router_logits=True, router_aux_loss_coef=cfg.router_aux_loss_coef)
     model = AutoModelForCausalLM.from_pretrained(cfg.base, **kwargs)
@@ -65,7 +70,7 @@ def load_model(cfg, device: str | torch.device = "cpu"):
                 f"{cfg.base}: only {share:.1%} of the attention and expert projections loaded in 4-bit; with "
                 "transformers 5.x Mixtral's fused experts stay 16-bit. Install transformers>=4.57,<5")
     model.config.use_cache = False
-    if cfg.load_in_4bit:
+    if cfg.load_in_4bit and not cfg.fsdp:  # (it casts norms to float32: FSDP needs one dtype per unit)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
     elif cfg.gradient_checkpointing:

@@ -11,7 +11,8 @@ The run folder at the end:
                         chat_template.jinja, aurora_provenance.json (data manifest: hashes, counts)
     checkpoints/        step-000NNN/ (the newest `keep_checkpoints`)
     metrics.jsonl, loss.png
-Works unchanged under `accelerate launch` (DDP): each process takes every world-th micro-batch.
+Works unchanged under `accelerate launch` (DDP): each process takes every world-th micro-batch. With `fsdp: true`
+the base is sharded over the processes instead (`fsdp.py`): same data order, same adapter folder.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from aurora_core.provenance import Provenance
 from aurora_core.quiet import quiet_bitsandbytes
 from aurora_core.records import read_records
 
+from . import fsdp
 from .config import ConfigError, TrainConfig
 from .qlora import load_model
 
@@ -133,16 +135,17 @@ def lr_lambda(cfg: TrainConfig, total_steps: int):
     return f
 
 
-def make_optimizer(cfg: TrainConfig, params):
+def make_optimizer(cfg: TrainConfig, params, name: str | None = None):
     import torch
 
-    if cfg.optimizer == "adamw":
+    name = name or cfg.optimizer
+    if name == "adamw":
         return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     quiet_bitsandbytes()
     import bitsandbytes as bnb
 
     kind = {"paged_adamw_8bit": bnb.optim.PagedAdamW8bit, "adamw_8bit": bnb.optim.AdamW8bit,
-            "paged_adamw": bnb.optim.PagedAdamW}[cfg.optimizer]
+            "paged_adamw": bnb.optim.PagedAdamW}[name]
     return kind(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
 
@@ -178,42 +181,57 @@ def checkpoints(out: Path) -> list[Path]:
     return sorted(p for p in folder.glob("step-*") if (p / "state.json").is_file()) if folder.is_dir() else []
 
 
-def save_checkpoint(out: Path, model, optimizer, scheduler, state: TrainState, keep: int) -> Path:
-    """Everything needed to resume, written to a temporary folder and renamed (a kill leaves no half)."""
+def save_checkpoint(out: Path, weights: dict, optimizer, scheduler, state: TrainState, keep: int,
+                    shards: Path | None = None) -> Path:
+    """Everything needed to resume, written to a temporary folder and renamed (a kill leaves no half). `weights`:
+    the LoRA weights; `shards` (FSDP): the folder of each rank's optimizer and RNG state, moved in (then
+    `optimizer` is None: its state is in the shards)."""
     import numpy as np
     import torch
-    from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
     folder = out / CHECKPOINTS
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{state.step:06d}"
     with new_folder(final, force=True) as tmp:
-        weights = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
         save_file(weights, str(tmp / "adapter_model.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save({"python": random.getstate(), "numpy": np.random.get_state(),
+                        "torch": torch.get_rng_state()}, tmp / "rng.pt")
+        if shards is not None:
+            shards.rename(tmp / "shards")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
-                   tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps(state.to_json(), indent=2))
     for old in checkpoints(out)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
+def lora_weights(model) -> dict:
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+
+
+def load_checkpoint(folder: Path, model, optimizer, scheduler, rank: int | None = None) -> TrainState:
+    """Restore a checkpoint; `rank` (FSDP): the LoRA weights are already in (loaded before sharding) and this
+    rank's optimizer and RNG state come from its shard."""
     import numpy as np
     import torch
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=False))
+    if rank is None:
+        set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
+        optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=False))
+        rng = torch.load(folder / "rng.pt", weights_only=False)
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+    else:
+        fsdp.load_shards(folder / "shards", optimizer)  # here `optimizer` is the Trainer (model and optimizer)
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=False))
-    rng = torch.load(folder / "rng.pt", weights_only=False)
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
-    torch.set_rng_state(rng["torch"])
     return TrainState.from_json(json.loads((folder / "state.json").read_text()))
 
 
@@ -244,9 +262,16 @@ class Trainer:
     def main_process(self) -> bool:
         return self.accelerator.is_main_process
 
+    @property
+    def peft_model(self):
+        """The PEFT model, out of DDP's or FSDP's wrapper."""
+        return fsdp.unwrap(self.model) if self.cfg.fsdp else self.accelerator.unwrap_model(self.model)
+
 
 def prepare_inputs(cfg: TrainConfig, resume: bool) -> Trainer:
     """Step 1: check the base, the data and the out folder, and encode the examples; no model yet."""
+    if cfg.fsdp:
+        fsdp.check_setup(cfg)
     base_config = check_base(cfg)
     sp = load_tokenizer(cfg)
     examples, manifest = load_examples(cfg, sp)
@@ -261,8 +286,9 @@ def prepare_inputs(cfg: TrainConfig, resume: bool) -> Trainer:
     return Trainer(cfg, examples, manifest, base_config, pad_id=sp.eos_id())
 
 
-def build_model(t: Trainer) -> None:
-    """Step 2: the 4-bit base with LoRA, the optimizer and the schedule, prepared for this process."""
+def build_model(t: Trainer, resume: bool = False) -> None:
+    """Step 2: the 4-bit base with LoRA, the optimizer and the schedule, prepared for this process: one whole copy
+    (DDP, or a single process), or a shard (FSDP)."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
@@ -271,11 +297,22 @@ def build_model(t: Trainer) -> None:
                                 kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     torch.manual_seed(t.cfg.seed)
     model = load_model(t.cfg, t.accelerator.device)
-    t.trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(t.cfg, t.trainable)
     rank, world = t.accelerator.process_index, t.accelerator.num_processes
     per_epoch = math.ceil(len(epoch_batches(len(t.examples), t.cfg, 0, rank, world)) / t.cfg.grad_accum)
     t.total_steps = t.cfg.max_steps or per_epoch * t.cfg.epochs
+    if t.cfg.fsdp:
+        if resume:  # the LoRA weights go in before sharding; the rest of the state after (restore)
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(model, load_file(str(checkpoints(t.out)[-1] / "adapter_model.safetensors")))
+        t.model = fsdp.wrap(t, model)
+        t.trainable = [p for p in t.model.parameters() if p.requires_grad]
+        t.optimizer = make_optimizer(t.cfg, t.trainable, fsdp.optimizer_name(t.cfg))
+        t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lr_lambda(t.cfg, t.total_steps))
+        return
+    t.trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(t.cfg, t.trainable)
     t.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t.cfg, t.total_steps))
     t.model, t.optimizer = t.accelerator.prepare(model, optimizer)
 
@@ -288,7 +325,10 @@ def restore(t: Trainer, resume: bool) -> TrainState:
     if resume:
         newest = checkpoints(t.out)[-1]
         try:
-            state = load_checkpoint(newest, t.accelerator.unwrap_model(t.model), t.optimizer, t.scheduler)
+            state = load_checkpoint(newest, t.peft_model, t if t.cfg.fsdp else t.optimizer, t.scheduler,
+                                    t.accelerator.process_index if t.cfg.fsdp else None)
+        except ConfigError:
+            raise
         except Exception as exc:  # torch/safetensors raise many types for a damaged file
             raise ConfigError(f"{newest}: the checkpoint is damaged ({type(exc).__name__}: {str(exc)[:120]}); "
                               "delete this folder to resume from the one before") from None
@@ -317,7 +357,7 @@ def optimizer_step(t: Trainer, state: TrainState, group: list[list[int]]) -> Non
         t.accelerator.backward(loss / len(group))
         loss_sum += loss.item()
         state.tokens += int(mask.sum()) * world
-    if t.cfg.max_grad_norm > 0:
+    if t.cfg.max_grad_norm > 0:  # under FSDP the parameters are DTensors: the norm is over every rank's shard
         t.accelerator.clip_grad_norm_(t.trainable, t.cfg.max_grad_norm)
     t.optimizer.step()
     t.scheduler.step()
@@ -375,21 +415,39 @@ def train_loop(t: Trainer, state: TrainState, log: MetricsLog) -> None:
                 state.epoch, state.micro = state.epoch + 1, 0
             log.step(state)
             if state.step % t.cfg.save_every == 0 and state.step < t.total_steps:
-                t.accelerator.wait_for_everyone()
-                if t.main_process:
-                    save_checkpoint(t.out, t.accelerator.unwrap_model(t.model), t.optimizer, t.scheduler,
-                                    TrainState(**state.to_json()), t.cfg.keep_checkpoints)
+                checkpoint(t, TrainState(**state.to_json()))
             if state.micro == 0:
                 break
+
+
+def checkpoint(t: Trainer, state: TrainState) -> None:
+    """A resumable checkpoint: written by the main process; under FSDP every rank gathers the LoRA weights and
+    writes its shard of the optimizer state first."""
+    t.accelerator.wait_for_everyone()
+    if not t.cfg.fsdp:
+        if t.main_process:
+            save_checkpoint(t.out, lora_weights(t.peft_model), t.optimizer, t.scheduler,
+                            state, t.cfg.keep_checkpoints)
+        return
+    weights = fsdp.lora_state(t)  # a collective: every rank takes part
+    shards = t.out / CHECKPOINTS / f".shards-step-{state.step:06d}"
+    if t.main_process and shards.exists():  # left by a run killed while saving
+        shutil.rmtree(shards)
+    t.accelerator.wait_for_everyone()
+    fsdp.save_shards(shards, t)  # each rank its part
+    t.accelerator.wait_for_everyone()
+    if t.main_process:
+        save_checkpoint(t.out, weights, None, t.scheduler, state, t.cfg.keep_checkpoints, shards=shards)
+    t.accelerator.wait_for_everyone()
 
 
 def finish(t: Trainer, state: TrainState) -> Path:
     """Step 5: the adapter folder (with everything export needs) and the loss curve."""
     t.accelerator.wait_for_everyone()
     adapter = t.out / "adapter"
+    weights = fsdp.lora_state(t) if t.cfg.fsdp else None  # gathered from the shards (a collective)
     if t.main_process:
-        write_adapter(t.accelerator.unwrap_model(t.model), adapter, t.cfg,
-                      provenance(t, state))
+        write_adapter(t.peft_model, adapter, t.cfg, provenance(t, state), weights)
         plot_loss(t.out / "metrics.jsonl", t.out / "loss.png")
     t.accelerator.end_training()
     return adapter
@@ -398,7 +456,7 @@ def finish(t: Trainer, state: TrainState) -> Path:
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train; returns the final adapter folder."""
     t = prepare_inputs(cfg, resume)
-    build_model(t)
+    build_model(t, resume)
     state = restore(t, resume)
     log = MetricsLog(t, state, progress)
     try:
@@ -423,10 +481,17 @@ def provenance(t: Trainer, state: TrainState) -> Provenance:
         recipe=asdict(cfg), data_manifest=data_manifest)
 
 
-def write_adapter(model, folder: Path, cfg: TrainConfig, origin: Provenance) -> None:
-    """The PEFT adapter plus everything export needs, written to a temporary folder and renamed."""
+def write_adapter(model, folder: Path, cfg: TrainConfig, origin: Provenance, weights: dict | None = None) -> None:
+    """The PEFT adapter plus everything export needs, written to a temporary folder and renamed. `weights`: the
+    LoRA weights when the model holds only a shard of them (FSDP)."""
     with new_folder(folder, force=True) as tmp:
-        model.save_pretrained(tmp)
+        if weights is None:
+            model.save_pretrained(tmp)
+        else:
+            from safetensors.torch import save_file
+
+            model.peft_config["default"].save_pretrained(tmp)
+            save_file(weights, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
         (tmp / "training_config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
         (tmp / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
         origin.save(tmp)

@@ -1,0 +1,157 @@
+"""QLoRA across several GPUs with PyTorch FSDP (through accelerate): each process holds a shard of the base, not a
+whole copy as under DDP, so two 24 GB cards can train what needs ~27 GiB on one.
+
+`train.py` calls this module only when `fsdp: true`:
+- `check_setup` before any model is loaded: the process count and the library versions FSDP-QLoRA needs;
+- `wrap` shards the model with PyTorch FSDP2 (per decoder layer or MoE block, optional CPU offload);
+- `quant_storage` the dtype bitsandbytes stores 4-bit weights in, equal to the other weights' (FSDP flattens a
+  unit's parameters into one tensor of one dtype);
+- checkpoints: the LoRA weights gathered on rank 0 (the same PEFT adapter as without FSDP), the optimizer state
+  sharded with torch.distributed.checkpoint (one file per rank; gathering it would need the whole state on one
+  process) and each rank's RNG states; resuming needs the same number of processes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+
+WRAP_CLASSES = {"decoder_layer": "MixtralDecoderLayer", "moe_block": "MixtralSparseMoeBlock"}
+# The first versions that shard bitsandbytes 4-bit weights under FSDP (Answer.AI's FSDP-QLoRA, upstreamed): the
+# quant-storage dtype (bitsandbytes 0.43.3), its loading (transformers 4.40), peft's FSDP wrap (0.10), accelerate 0.28.
+MIN_VERSIONS = {"bitsandbytes": "0.43.3", "transformers": "4.40.0", "peft": "0.10.0", "accelerate": "0.28.0",
+                "torch": "2.2.0"}
+# Optimizers whose state cannot be saved under FSDP (a paged 8-bit optimizer failed on a sharded checkpoint in
+# peft's and accelerate's trackers): replaced, with one line.
+NOT_UNDER_FSDP = {"paged_adamw_8bit": "adamw", "adamw_8bit": "adamw", "paged_adamw": "adamw"}
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_setup(cfg) -> None:
+    """One line for a set-up FSDP cannot run, before any model is loaded."""
+    if world_size() < 2:
+        raise ConfigError("fsdp: true needs 2 or more processes; start it with accelerate launch --config_file "
+                          "packaging/accelerate/fsdp-qlora.yaml (or torchrun --nproc_per_node N)")
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.version import Version
+
+    for package, least in MIN_VERSIONS.items():
+        try:
+            have = version(package)
+        except PackageNotFoundError:
+            raise ConfigError(f"fsdp: {package} is not installed; pip install '{package}>={least}'") from None
+        if Version(have.split("+")[0]) < Version(least):
+            raise ConfigError(f"fsdp: {package} {have} cannot shard 4-bit weights; pip install '{package}>={least}'")
+
+
+def optimizer_name(cfg) -> str:
+    """The optimizer to use under FSDP (a one-line notice when the configured one is replaced)."""
+    if cfg.optimizer in NOT_UNDER_FSDP:
+        replacement = NOT_UNDER_FSDP[cfg.optimizer]
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"aurora-train: optimizer {cfg.optimizer} cannot be checkpointed under FSDP; using {replacement} "
+                  "(its state is sharded over the processes instead)", file=sys.stderr)
+        return replacement
+    return cfg.optimizer
+
+
+def quant_storage(cfg):
+    """bitsandbytes' storage dtype for the 4-bit weights: the compute dtype, as the unquantized weights'."""
+    import torch
+
+    return getattr(torch, cfg.compute_dtype)
+
+
+def wrap(t, model):
+    """The model sharded with PyTorch FSDP2 (`fully_shard`, each parameter split over the processes): each decoder
+    layer (or sparse-MoE block) is one unit gathered for its forward and backward, the rest of the model the root.
+    FSDP2 shards parameter by parameter, so frozen base weights and trained LoRA weights share a unit (FSDP1's flat
+    parameters needed them apart). Aurora shards the model itself rather than through accelerate's FSDP plugin,
+    which accelerate enables on GPUs only: the path the CPU test runs is the path GPUs run."""
+    import torch
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
+
+    device = torch.device(t.accelerator.device)
+    mesh = init_device_mesh(device.type, (t.accelerator.num_processes,))
+    offload = CPUOffloadPolicy() if t.cfg.fsdp_offload else OffloadPolicy()
+    name = WRAP_CLASSES[t.cfg.fsdp_wrap]
+    units = [m for m in model.modules() if type(m).__name__ == name]
+    if not units:
+        raise ConfigError(f"fsdp_wrap {t.cfg.fsdp_wrap}: the model has no {name}; is the base a Mixtral?")
+    if device.type != "cpu" and not t.cfg.fsdp_offload:
+        model.to(device)
+    for unit in units:
+        unit.register_forward_hook(_every_weight_in_the_graph)  # before fully_shard: it runs while unsharded
+        fully_shard(unit, mesh=mesh, offload_policy=offload)
+    fully_shard(model, mesh=mesh, offload_policy=offload)
+    return model
+
+
+def _every_weight_in_the_graph(module, _args, output):
+    """Add 0 x every trainable weight of the unit to its output. Mixtral skips the experts no token was routed to,
+    so their LoRA weights get no gradient; FSDP2 reduce-scatters only the weights that have one, and when two ranks'
+    routers chose differently their collectives no longer match (gloo: "Received data size doesn't match"). With
+    this every weight has a gradient (zero where unused) on every rank."""
+    zero = sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
+    if isinstance(output, tuple):
+        return (output[0] + zero, *output[1:])
+    return output + zero
+
+
+def unwrap(model):
+    """The PEFT model (FSDP2 shards it in place: it is the model)."""
+    return model
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def lora_state(t) -> dict:
+    """The LoRA weights gathered from every rank (a collective: every process calls it); full on rank 0."""
+    from peft import get_peft_model_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    full = get_model_state_dict(t.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not t.accelerator.is_main_process:
+        return {}
+    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(t.model, state_dict=full).items()}
+
+
+def save_shards(folder: Path, t) -> None:
+    """Every rank's part of the optimizer state (torch.distributed.checkpoint: one file per rank, a collective)
+    and its RNG states."""
+    import numpy as np
+    import torch
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    dcp.save({"optimizer": get_optimizer_state_dict(t.model, t.optimizer)}, checkpoint_id=str(folder / "optimizer"))
+    torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+               folder / f"rng-rank{t.accelerator.process_index}.pt")
+
+
+def load_shards(folder: Path, t) -> None:
+    import numpy as np
+    import torch
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+    rng_file = folder / f"rng-rank{t.accelerator.process_index}.pt"
+    if not rng_file.is_file():
+        raise ConfigError(f"{folder}: saved by fewer processes; resume with as many processes as the run had")
+    state = {"optimizer": get_optimizer_state_dict(t.model, t.optimizer)}
+    dcp.load(state, checkpoint_id=str(folder / "optimizer"))
+    set_optimizer_state_dict(t.model, t.optimizer, state["optimizer"])
+    rng = torch.load(rng_file, weights_only=False)
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
