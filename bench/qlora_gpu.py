@@ -12,6 +12,14 @@ train a few steps on random tokens at batch 2 x 1024, and the table gives peak G
 
     python bench/qlora_gpu.py                       # CUDA GPU, the real Mixtral-8x7B shape
     python bench/qlora_gpu.py --device cpu --small  # reduced shape on the CPU (what the test runs)
+
+More than one GPU (`--distributed`, under torchrun): the default recipe under DDP (a whole 4-bit copy per GPU)
+and under FSDP (aurora_training.fsdp.wrap: the base sharded, as `aurora-train run` with fsdp: true), one after the
+other in the same processes, with the highest per-GPU peak, the tokens/s of all GPUs together, and
+`aurora-train estimate --gpus N [--fsdp]` beside each:
+
+    torchrun --nproc_per_node 2 bench/qlora_gpu.py --distributed            # 2 CUDA GPUs
+    torchrun --nproc_per_node 2 bench/qlora_gpu.py --distributed --device cpu --small   # gloo (the test)
 """
 
 from __future__ import annotations
@@ -56,7 +64,9 @@ def build_4bit(shape: MixtralShape, device: torch.device, dtype=torch.bfloat16):
             q = bnb.nn.Linear4bit(module.in_features, module.out_features, bias=False, compute_dtype=dtype,
                                   compress_statistics=True, quant_type="nf4", device="meta")
             q.weight = bnb.nn.Params4bit(w, requires_grad=False, compress_statistics=True, quant_type="nf4")
-            setattr(parent, leaf, q.to(device))
+            q = q.to(device)  # quantized here
+            q.quant_state = q.weight.quant_state  # on the module too: FSDP's sharding drops it from the weight
+            setattr(parent, leaf, q)
             del w
     # Everything still on meta (embeddings, norms, router, lm_head, rotary buffers): materialise and draw.
     for module in model.modules():
@@ -71,7 +81,9 @@ def build_4bit(shape: MixtralShape, device: torch.device, dtype=torch.bfloat16):
     return model
 
 
-def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps: int, seq: int, batch: int):
+def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps: int, seq: int, batch: int,
+            mode: str = "single"):
+    """`mode`: single (one process), ddp or fsdp (under torchrun: every process runs it)."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     from aurora_training.qlora import lora_config, quantized_share
@@ -80,13 +92,25 @@ def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    cfg = TrainConfig(base="-", data="-", target_modules=targets)
-    model = build_4bit(shape, device)
+    cfg = TrainConfig(base="-", data="-", target_modules=targets, fsdp=mode == "fsdp")
+    model = build_4bit(shape, torch.device("cpu") if mode == "fsdp" else device)  # FSDP moves its shards
     share = quantized_share(model)
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
-                                            gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = get_peft_model(model, lora_config(cfg))
-    optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    if mode == "fsdp":  # as aurora-train: no fp32 cast of the norms (one dtype per unit), then sharded
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+        model = get_peft_model(model, lora_config(cfg))
+        from aurora_training import fsdp
+
+        model = fsdp.wrap(model, cfg, device, torch.distributed.get_world_size())
+    else:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = get_peft_model(model, lora_config(cfg))
+        if mode == "ddp":
+            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
+                                                              else None, find_unused_parameters=True)
+    optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad],
+                               "adamw" if mode == "fsdp" else None)
     ids = torch.randint(3, shape.vocab_size, (batch, seq), device=device)
     model.train()
     times = []
@@ -106,10 +130,47 @@ def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    est = dict(estimate(TrainConfig(base="-", data="-", target_modules=targets, batch_size=batch,
-                                    cutoff_len=seq), shape))["total"]
+    est_cfg = TrainConfig(base="-", data="-", target_modules=targets, batch_size=batch, cutoff_len=seq,
+                          optimizer="adamw" if mode == "fsdp" else "paged_adamw_8bit")
+    if mode == "single":
+        est = dict(estimate(est_cfg, shape))["total"]
+    else:
+        from aurora_training.estimate import per_gpu
+
+        est = per_gpu(est_cfg, torch.distributed.get_world_size(), mode == "fsdp", s=shape)[0][-1][1]
     del model, optimizer
     return peak, tok_s, est, share, loss.item()
+
+
+def distributed(args, shape: MixtralShape) -> int:
+    """DDP and FSDP side by side under torchrun: the highest per-process peak, all processes' tokens/s."""
+    backend = "nccl" if args.device == "cuda" else "gloo"
+    torch.distributed.init_process_group(backend)
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    device = torch.device(f"cuda:{int(__import__('os').environ.get('LOCAL_RANK', 0))}" if args.device == "cuda"
+                          else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    targets = list(RECIPES.values())[1]
+    rows = []
+    for mode in ("ddp", "fsdp"):
+        torch.manual_seed(rank)  # each rank its own tokens, as each takes its own micro-batches
+        peak, tok_s, est, share, loss = measure(shape, targets, device, args.steps, args.seq, args.batch, mode)
+        stats = torch.tensor([peak, tok_s], dtype=torch.float64)
+        gathered = [torch.zeros(2, dtype=torch.float64) for _ in range(world)]
+        torch.distributed.all_gather(gathered, stats)
+        rows.append((mode, max(g[0].item() for g in gathered), sum(g[1].item() for g in gathered), est, share, loss))
+    if rank == 0:
+        kind = "peak GPU memory per GPU" if device.type == "cuda" else "peak RSS per process"
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+        print(f"{world} x {name}; shape: {shape}; batch {args.batch} x {args.seq} per process, {args.steps} steps")
+        print(f"\n| {world} processes, default recipe | {kind} GiB | estimate GiB | tokens/s (all) | 4-bit share "
+              "| final loss |\n|---|---:|---:|---:|---:|---:|")
+        for mode, peak, tok_s, est, share, loss in rows:
+            print(f"| {mode.upper()} | {peak / 2**30:.2f} | {est / 2**30:.2f} | {tok_s:,.0f} | {share:.3f} | "
+                  f"{loss:.3f} |", flush=True)
+    torch.distributed.destroy_process_group()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,9 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--only", choices=("a", "b"), help="measure one recipe")
+    parser.add_argument("--distributed", action="store_true", help="under torchrun: DDP and FSDP side by side")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     shape = SMALL if args.small else MIXTRAL_8X7B
+    if args.distributed:
+        return distributed(args, shape)
     kind = "peak GPU memory" if device.type == "cuda" else "peak process RSS"
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name}; shape: {shape}; batch {args.batch} x {args.seq}, {args.steps} steps")

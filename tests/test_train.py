@@ -301,6 +301,68 @@ def test_estimate_for_mixtral_8x7b():
     assert result.returncode == 0 and "| 4-bit weights + constants (46.4 B params) |" in result.stdout
 
 
+def test_estimate_per_gpu_ddp_fsdp_and_offload():
+    """Two 24 GB cards: DDP cannot hold the default recipe (each GPU the whole 27 GiB), FSDP fits; offload moves
+    the shards to host RAM; four GPUs hold less each than two."""
+    from aurora_training.estimate import GiB, per_gpu
+
+    cfg = TrainConfig()
+    ddp, _ = per_gpu(cfg, 2, fsdp=False)
+    two, host2 = per_gpu(cfg, 2, fsdp=True)
+    four, _ = per_gpu(cfg, 4, fsdp=True)
+    off, host = per_gpu(cfg, 2, fsdp=True, offload=True)
+    assert ddp[-1][1] > 24 * GiB > two[-1][1] > four[-1][1] > off[-1][1] and host2 == 0
+    assert host > 20 * GiB  # the 4-bit base's shards, every rank's, in host RAM
+    result = subprocess.run([str(BIN / "aurora-train"), "estimate", "--gpus", "2", "--fsdp", "--offload"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "2 GPUs, FSDP with offload, per GPU:" in result.stdout
+    assert "DDP would need 27.04 GiB on each GPU" in result.stdout and "host RAM for the offloaded shards" in result.stdout
+    bad = subprocess.run([str(BIN / "aurora-train"), "estimate", "--offload"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--offload goes with --fsdp" in bad.stderr
+
+
+def test_the_shipped_accelerate_config_starts_two_processes():
+    """accelerate's own config reader on packaging/accelerate/fsdp-qlora.yaml: 2 GPU processes, no plugin of
+    its own (Aurora shards with fsdp: true)."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(Path(__file__).resolve().parents[1] / "packaging/accelerate/fsdp-qlora.yaml"))
+    assert config.distributed_type == "MULTI_GPU" and config.num_processes == 2 and not config.fsdp_config
+
+
+def test_fsdp_set_up_mistakes_are_one_line_before_any_model(tiny_base, train_data, tmp_path, no_model_load,
+                                                             monkeypatch):
+    from aurora_training import fsdp
+
+    run_expect(quick(tiny_base, train_data, tmp_path / "o", fsdp=True), "fsdp: true needs 2 or more processes")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setitem(fsdp.MIN_VERSIONS, "bitsandbytes", "99.0")
+    run_expect(quick(tiny_base, train_data, tmp_path / "o", fsdp=True), r"bitsandbytes .* cannot shard 4-bit")
+    with pytest.raises(ConfigError, match="fsdp_offload needs fsdp: true"):
+        TrainConfig(fsdp_offload=True)
+    with pytest.raises(ConfigError, match="fsdp_wrap must be one of decoder_layer, moe_block"):
+        TrainConfig(fsdp=True, fsdp_wrap="layer")
+
+
+@pytest.mark.slow
+def test_qlora_gpu_bench_ddp_and_fsdp_side_by_side_on_two_cpu_processes():
+    path = Path(__file__).resolve().parents[1] / "bench" / "qlora_gpu.py"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                             "--master_port", str(port), str(path), "--distributed", "--device", "cpu", "--small",
+                             "--steps", "2", "--seq", "64"], capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| DDP")
+            or line.startswith("| FSDP")}
+    assert set(rows) == {"DDP", "FSDP"}
+    for row in rows.values():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[1]) > 0 and float(cells[3].replace(",", "")) > 0 and float(cells[4]) == 1.0
+
+
 def test_qlora_gpu_bench_runs_on_the_cpu_with_a_reduced_shape(capsys):
     import importlib.util
 

@@ -2,7 +2,7 @@
 
     aurora-train tiny-base --out DIR      write the tiny Mixtral-shaped checkpoint kit
     aurora-train run CONFIG.yaml [key=value ...] [--resume]   QLoRA fine-tuning
-    aurora-train estimate [CONFIG.yaml] [key=value ...]        GPU memory estimate, part by part
+    aurora-train estimate [CONFIG.yaml] [key=value ...] [--gpus N --fsdp [--offload]]   GPU memory, part by part
 """
 
 from __future__ import annotations
@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("config", nargs="?", help="YAML config file (default: the paper's recipe)")
     est.add_argument("overrides", nargs="*", default=[], help="key=value overrides")
     est.add_argument("--from-base", action="store_true", help="use the shape in the config's base/config.json")
+    est.add_argument("--gpus", type=int, default=1, help="GPUs the run is spread over (one process each)")
+    est.add_argument("--fsdp", action="store_true", help="FSDP-QLoRA: the base sharded over the GPUs (else DDP: a "
+                     "whole copy on each)")
+    est.add_argument("--offload", action="store_true", help="with --fsdp: the shards in host RAM between uses")
     est.set_defaults(func=_estimate)
     return parser
 
@@ -98,7 +102,7 @@ def _estimate(args: argparse.Namespace) -> int:
     from .config import load_config
     from aurora_core import mixtral
 
-    from .estimate import estimate, table
+    from .estimate import GiB, estimate, per_gpu, table
 
     if args.config and "=" in args.config:  # `estimate key=value ...` without a config file
         args.overrides.insert(0, args.config)
@@ -107,9 +111,22 @@ def _estimate(args: argparse.Namespace) -> int:
     shape = mixtral.MIXTRAL_8X7B
     if args.from_base:
         shape = mixtral.read_config(Path(cfg.base))[1]
+    if args.gpus < 1 or (args.offload and not args.fsdp):
+        raise AuroraError("--gpus must be at least 1, and --offload goes with --fsdp")
     print(f"QLoRA memory estimate: {shape}")
     print(f"batch {cfg.batch_size} x cutoff {cfg.cutoff_len}, r={cfg.lora_r} on {', '.join(cfg.target_modules)}")
-    print(table(estimate(cfg, shape)))
+    if args.gpus == 1 and not args.fsdp:
+        print(table(estimate(cfg, shape)))
+        return 0
+    rows, host = per_gpu(cfg, args.gpus, args.fsdp, args.offload, shape)
+    ddp = estimate(cfg, shape)[-1][1]
+    mode = "FSDP" + (" with offload" if args.offload else "") if args.fsdp else "DDP"
+    print(f"{args.gpus} GPUs, {mode}, per GPU:")
+    print(table(rows))
+    print(f"DDP would need {ddp / GiB:,.2f} GiB on each GPU" if args.fsdp else
+          "each GPU holds the whole model (DDP); --fsdp shards it")
+    if host:
+        print(f"host RAM for the offloaded shards: {host / GiB:,.2f} GiB")
     return 0
 
 

@@ -4,6 +4,10 @@ The parts: the 4-bit weights with their quantisation constants, the weights left
 (embeddings, lm_head, router, norms), the LoRA weights with their gradients and optimizer state,
 activations with gradient checkpointing (one checkpointed input per layer, one layer recomputed,
 the logits), and the CUDA context. A model, not a measurement: bench/qlora_gpu.py measures.
+
+`per_gpu` spreads it over N GPUs: under DDP every GPU holds all of it; under FSDP the weights, the LoRA weights,
+their gradients and optimizer state are split N ways, each GPU also holds the units gathered at once (the one
+running and the next, prefetched) and its own activations; with offload the shards live in host RAM instead.
 """
 
 from __future__ import annotations
@@ -64,3 +68,29 @@ def table(rows: list[tuple[str, float]]) -> str:
     lines = ["| part | GiB |", "|---|---:|"]
     lines += [f"| {name} | {b / GiB:,.2f} |" for name, b in rows]
     return "\n".join(lines)
+
+
+def per_gpu(cfg: TrainConfig, gpus: int = 1, fsdp: bool = False, offload: bool = False,
+            s: MixtralShape = MIXTRAL_8X7B) -> tuple[list[tuple[str, float]], float]:
+    """(part, bytes per GPU) rows with the total last, and the host RAM the run holds beyond the usual (offload:
+    every rank's shards). DDP and one GPU: `estimate` as it is."""
+    rows = dict(estimate(cfg, s)[:-1])
+    names = list(rows)
+    weights, other, lora, saved, layer, logits, context = (rows[n] for n in names)
+    if not fsdp or gpus < 2:
+        out = list(rows.items())
+        out.append(("total", sum(rows.values())))
+        return out, 0.0
+    other = other / 2 if cfg.compute_dtype != "float32" else other  # under FSDP they stay in the compute dtype
+    lora_bytes = lora if cfg.optimizer == "adamw" else lora / (4 + 4 + 2) * (4 + 4 + 8)  # 8-bit state: AdamW's
+    sharded = (weights + other + lora_bytes) / gpus
+    gathered = 2 * (weights + lora_bytes) / s.num_layers  # the layer running and the next one, whole
+    host = 0.0
+    if offload:
+        host, sharded = sharded * gpus, 0.0
+    out = [(f"shard of the weights, LoRA, grads and optimizer state (1/{gpus})" + (" — in host RAM" if offload else ""),
+            sharded),
+           ("two decoder layers gathered (running + prefetched)", gathered),
+           (names[3], saved), (names[4], layer), (names[5], logits), (names[6], context)]
+    out.append(("total", sum(b for _, b in out)))
+    return out, host

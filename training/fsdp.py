@@ -70,7 +70,7 @@ def quant_storage(cfg):
     return getattr(torch, cfg.compute_dtype)
 
 
-def wrap(t, model):
+def wrap(model, cfg, device, world: int):
     """The model sharded with PyTorch FSDP2 (`fully_shard`, each parameter split over the processes): each decoder
     layer (or sparse-MoE block) is one unit gathered for its forward and backward, the rest of the model the root.
     FSDP2 shards parameter by parameter, so frozen base weights and trained LoRA weights share a unit (FSDP1's flat
@@ -80,16 +80,13 @@ def wrap(t, model):
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
 
-    device = torch.device(t.accelerator.device)
-    mesh = init_device_mesh(device.type, (t.accelerator.num_processes,))
-    offload = CPUOffloadPolicy() if t.cfg.fsdp_offload else OffloadPolicy()
-    name = WRAP_CLASSES[t.cfg.fsdp_wrap]
+    mesh = init_device_mesh(torch.device(device).type, (world,))
+    offload = CPUOffloadPolicy() if cfg.fsdp_offload else OffloadPolicy()
+    name = WRAP_CLASSES[cfg.fsdp_wrap]
     units = [m for m in model.modules() if type(m).__name__ == name]
     if not units:
-        raise ConfigError(f"fsdp_wrap {t.cfg.fsdp_wrap}: the model has no {name}; is the base a Mixtral?")
-    if device.type != "cpu" and not t.cfg.fsdp_offload:
-        model.to(device)
-    for unit in units:
+        raise ConfigError(f"fsdp_wrap {cfg.fsdp_wrap}: the model has no {name}; is the base a Mixtral?")
+    for unit in units:  # fully_shard moves each unit to the mesh's GPU as it shards it: never the whole model
         unit.register_forward_hook(_every_weight_in_the_graph)  # before fully_shard: it runs while unsharded
         fully_shard(unit, mesh=mesh, offload_policy=offload)
     fully_shard(model, mesh=mesh, offload_policy=offload)

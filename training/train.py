@@ -306,7 +306,7 @@ def build_model(t: Trainer, resume: bool = False) -> None:
             from safetensors.torch import load_file
 
             set_peft_model_state_dict(model, load_file(str(checkpoints(t.out)[-1] / "adapter_model.safetensors")))
-        t.model = fsdp.wrap(t, model)
+        t.model = fsdp.wrap(model, t.cfg, t.accelerator.device, world)
         t.trainable = [p for p in t.model.parameters() if p.requires_grad]
         t.optimizer = make_optimizer(t.cfg, t.trainable, fsdp.optimizer_name(t.cfg))
         t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lr_lambda(t.cfg, t.total_steps))
