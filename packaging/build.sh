@@ -58,6 +58,9 @@ for variant in "$variants"/*/; do
     )
 done
 find "$bundle/_internal/PySide6/Qt/translations" -type f ! -name '*zh_CN*' ! -name '*_en.qm' -delete
+# every other shared library's symbol tables too (as Debian's own packages ship them): 254 -> 220 MB
+find "$bundle/_internal" -path "$bundle/_internal/cpu-variants" -prune -o -type f -name '*.so*' \
+    -exec strip --strip-unneeded {} + 2>/dev/null || true
 heavy=$(find "$bundle" -maxdepth 3 \( -iname 'torch*' -o -iname 'transformers*' -o -iname 'bitsandbytes*' \
         -o -iname 'aurora_training*' -o -iname 'aurora_export*' \) | head -3)
 if [[ -n $heavy ]]; then
