@@ -58,9 +58,12 @@ for variant in "$variants"/*/; do
     )
 done
 find "$bundle/_internal/PySide6/Qt/translations" -type f ! -name '*zh_CN*' ! -name '*_en.qm' -delete
-# every other shared library's symbol tables too (as Debian's own packages ship them): 254 -> 220 MB
-find "$bundle/_internal" -path "$bundle/_internal/cpu-variants" -prune -o -type f -name '*.so*' \
-    -exec strip --strip-unneeded {} + 2>/dev/null || true
+# the Python the bundle carries, without its debug symbols (a source-built Python keeps them: libpython 23 -> 6 MB,
+# its extension modules 12 -> 5 MB). Not the wheels' libraries: auditwheel patched those, and stripping a patched
+# library breaks it ("ELF load command address/offset not page-aligned", numpy's OpenBLAS, measured)
+find "$bundle/_internal" -maxdepth 1 -type f -name 'libpython3*.so*' -exec strip --strip-unneeded {} +
+find "$bundle/_internal" -maxdepth 2 -path '*/python3.*/*' -type f -name '*.so' -exec strip --strip-unneeded {} + \
+    2>/dev/null || true
 heavy=$(find "$bundle" -maxdepth 3 \( -iname 'torch*' -o -iname 'transformers*' -o -iname 'bitsandbytes*' \
         -o -iname 'aurora_training*' -o -iname 'aurora_export*' \) | head -3)
 if [[ -n $heavy ]]; then
