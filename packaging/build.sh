@@ -62,7 +62,7 @@ find "$bundle/_internal/PySide6/Qt/translations" -type f ! -name '*zh_CN*' ! -na
 # its extension modules 12 -> 5 MB). Not the wheels' libraries: auditwheel patched those, and stripping a patched
 # library breaks it ("ELF load command address/offset not page-aligned", numpy's OpenBLAS, measured)
 find "$bundle/_internal" -maxdepth 1 -type f -name 'libpython3*.so*' -exec strip --strip-unneeded {} +
-find "$bundle/_internal" -maxdepth 2 -path '*/python3.*/*' -type f -name '*.so' -exec strip --strip-unneeded {} + \
+find "$bundle/_internal" -maxdepth 3 -path '*/python3.*/*' -type f -name '*.so' -exec strip --strip-unneeded {} + \
     2>/dev/null || true
 heavy=$(find "$bundle" -maxdepth 3 \( -iname 'torch*' -o -iname 'transformers*' -o -iname 'bitsandbytes*' \
         -o -iname 'aurora_training*' -o -iname 'aurora_export*' \) | head -3)
