@@ -51,10 +51,33 @@ def test_the_manager_indexes_off_the_gui_thread_and_shows_each_file(qtbot, kb_di
                                                                  dialog.table.item(r, 2).text())
             for r in range(dialog.table.rowCount())}
     assert rows["三页.pdf"][0] == "indexed" and "passages" in rows["三页.pdf"][1]
-    assert rows["扫描.pdf"] == ("skipped", rows["扫描.pdf"][1]) and "no text layer" in rows["扫描.pdf"][1]
+    assert rows["扫描.pdf"] == ("skipped", "no text layer (a scanned PDF?)")
+    assert rows["latin1.txt"] == ("skipped", "unknown encoding; save it as UTF-8")
     assert "Indexed 6" in dialog.progress_label.text() and dialog.add_files.isEnabled()
     pdf = next(r for r in range(dialog.table.rowCount()) if dialog.table.item(r, 0).text() == "三页.pdf")
     assert dialog.table.item(pdf, 0).toolTip() == str(docs / "三页.pdf")  # the name shown, the whole path on hover
+
+
+def test_every_skip_reason_has_a_translated_summary(kb_dir, tmp_path):
+    """Each reason aurora_desktop.kb can give (raised in extract.py and index.py) maps to a summary in REASONS."""
+    import ast
+    from pathlib import Path
+
+    from aurora_desktop.kb import extract, index
+    from aurora_desktop.ui.knowledge import REASONS
+
+    starts = []
+    for module in (extract, index):
+        for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Unreadable" and node.args:
+                arg = node.args[0]
+                part = arg.values[0] if isinstance(arg, ast.JoinedStr) else arg
+                if isinstance(part, ast.IfExp):
+                    part = part.body.values[0] if isinstance(part.body, ast.JoinedStr) else part.body
+                if isinstance(part, ast.Constant):
+                    starts.append(part.value)
+    assert len(starts) >= 12
+    assert [s for s in starts if not any(s.startswith(r) for r, _ in REASONS)] == []
 
 
 def test_cancel_keeps_what_was_indexed(qtbot, kb_dir, docs):

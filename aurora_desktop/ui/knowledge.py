@@ -19,6 +19,31 @@ from ..kb.index import KnowledgeBase, SyncReport
 from .i18n import tr
 
 
+# Why a file was not indexed, by the start of the reason aurora_desktop.kb gives (English, also in aurora-kb list):
+# the window shows the translated summary and the whole reason on hover.
+REASONS = (("not a supported type", lambda: tr("not a supported type")),
+           ("larger than", lambda: tr("too large; split it")),
+           ("too little text", lambda: tr("too little text")),
+           ("no text layer", lambda: tr("no text layer (a scanned PDF?)")),
+           ("starts with a", lambda: tr("damaged text encoding")),
+           ("binary data", lambda: tr("not text; save it as UTF-8")),
+           ("the encoding is neither", lambda: tr("unknown encoding; save it as UTF-8")),
+           ("its document.xml", lambda: tr("damaged or oversized DOCX")),
+           ("not a readable DOCX", lambda: tr("damaged DOCX")),
+           ("encrypted", lambda: tr("encrypted; save a copy without a password")),
+           ("not a readable PDF", lambda: tr("damaged PDF")),
+           ("reading it", lambda: tr("the reader stopped (a damaged file?)")),
+           ("no text to index", lambda: tr("too little text")))
+
+
+def reason_text(reason: str | None) -> str:
+    """The reason in the window's language (the English one when none matches)."""
+    for start, text in REASONS:
+        if (reason or "").startswith(start):
+            return text()
+    return reason or ""
+
+
 class IndexThread(QThread):
     """`KnowledgeBase.add` (or `sync` without paths) off the GUI thread: `progress(done, total, file)`, then
     `finished_index(SyncReport)` or `failed(message)`."""
@@ -125,10 +150,10 @@ class KnowledgeBaseDialog(QDialog):
         words = {"indexed": tr("indexed"), "skipped": tr("skipped"), "failed": tr("failed")}
         for i, f in enumerate(files):
             detail = tr("{chunks} passages, {chars:,} characters").format(chunks=f.chunks, chars=f.chars) \
-                if f.state == "indexed" else (f.reason or "")
+                if f.state == "indexed" else reason_text(f.reason)
             for j, text in enumerate((Path(f.path).name, words.get(f.state, f.state), detail)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(f.path if j == 0 else text)
+                item.setToolTip(f.path if j == 0 else f.reason or text if j == 2 else text)
                 item.setData(Qt.ItemDataRole.UserRole, f.path)
                 self.table.setItem(i, j, item)
 

@@ -715,5 +715,53 @@
         <source>Sources:</source>
         <translation>来源：</translation>
     </message>
+    <message>
+        <source>not a supported type</source>
+        <translation>不支持的文件类型</translation>
+    </message>
+    <message>
+        <source>too large; split it</source>
+        <translation>文件过大，请拆分</translation>
+    </message>
+    <message>
+        <source>too little text</source>
+        <translation>文字太少</translation>
+    </message>
+    <message>
+        <source>no text layer (a scanned PDF?)</source>
+        <translation>没有文字层（扫描的 PDF？）</translation>
+    </message>
+    <message>
+        <source>damaged text encoding</source>
+        <translation>文字编码已损坏</translation>
+    </message>
+    <message>
+        <source>not text; save it as UTF-8</source>
+        <translation>不是文本，请另存为 UTF-8</translation>
+    </message>
+    <message>
+        <source>unknown encoding; save it as UTF-8</source>
+        <translation>无法识别的编码，请另存为 UTF-8</translation>
+    </message>
+    <message>
+        <source>damaged or oversized DOCX</source>
+        <translation>DOCX 已损坏或过大</translation>
+    </message>
+    <message>
+        <source>damaged DOCX</source>
+        <translation>DOCX 已损坏</translation>
+    </message>
+    <message>
+        <source>encrypted; save a copy without a password</source>
+        <translation>已加密，请另存一份无密码的副本</translation>
+    </message>
+    <message>
+        <source>damaged PDF</source>
+        <translation>PDF 已损坏</translation>
+    </message>
+    <message>
+        <source>the reader stopped (a damaged file?)</source>
+        <translation>读取中断（文件已损坏？）</translation>
+    </message>
 </context>
 </TS>
