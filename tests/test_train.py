@@ -338,6 +338,9 @@ def test_fsdp_set_up_mistakes_are_one_line_before_any_model(tiny_base, train_dat
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setitem(fsdp.MIN_VERSIONS, "bitsandbytes", "99.0")
     run_expect(quick(tiny_base, train_data, tmp_path / "o", fsdp=True), r"bitsandbytes .* cannot shard 4-bit")
+    if not torch.cuda.is_available():
+        run_expect(quick(tiny_base, train_data, tmp_path / "o", fsdp=True, fsdp_offload=True),
+                   "this machine has no CUDA GPU")
     with pytest.raises(ConfigError, match="fsdp_offload needs fsdp: true"):
         TrainConfig(fsdp_offload=True)
     with pytest.raises(ConfigError, match="fsdp_wrap must be one of decoder_layer, moe_block"):

@@ -39,6 +39,12 @@ def check_setup(cfg) -> None:
     if world_size() < 2:
         raise ConfigError("fsdp: true needs 2 or more processes; start it with accelerate launch --config_file "
                           "packaging/accelerate/fsdp-qlora.yaml (or torchrun --nproc_per_node N)")
+    if cfg.fsdp_offload:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("fsdp_offload keeps the shards in host RAM instead of GPU memory; this machine has no "
+                              "CUDA GPU (on CPUs the shards are in host RAM already): drop fsdp_offload")
     from importlib.metadata import PackageNotFoundError, version
 
     from packaging.version import Version
