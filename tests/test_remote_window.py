@@ -63,8 +63,12 @@ def llama_server(exported, tmp_path_factory):
         assert proc.poll() is None, log.read_text()[-2000:]
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        proc.terminate()  # it may still be writing an answer whose client went away: then it is killed
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 # ---------------------------------------------------------------- keys
@@ -191,6 +195,16 @@ def test_a_taken_port_is_one_message_and_the_switch_stays_off(qtbot, window, dia
 # ---------------------------------------------------------------- the window on a remote server
 
 
+def test_aurora_chat_through_llama_cpp_server(llama_server):
+    """Before the window's test: llama_cpp.server goes on writing an answer whose client went away (the window's
+    Stop), and a request after it waits for that."""
+    result = subprocess.run([str(BIN / "aurora-chat"), "--remote", llama_server, "--prompt", "你好", "--temperature",
+                             "0", "--max-tokens", "12"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+
+
 def test_the_window_chats_through_llama_cpp_server(qtbot, bare_window, llama_server, config_home):
     """The window connected to llama-cpp-python's own server: it says the model is remote, streams the answer into
     the same store, stops on request; the key stays out of the chats database and the settings file."""
@@ -230,11 +244,3 @@ def test_the_window_on_a_server_that_is_not_there(qtbot, bare_window, dialogs, c
     qtbot.waitUntil(lambda: bool(dialogs), timeout=30000)
     assert w.engine is None and "cannot reach the server" in dialogs[-1][1]
     assert w.model_button.isEnabled()
-
-
-def test_aurora_chat_through_llama_cpp_server(llama_server):
-    result = subprocess.run([str(BIN / "aurora-chat"), "--remote", llama_server, "--prompt", "你好", "--temperature",
-                             "0", "--max-tokens", "12"], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "NO_COLOR": "1"})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip()
