@@ -101,7 +101,9 @@ def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps
         model = get_peft_model(model, lora_config(cfg))
         from aurora_training import fsdp
 
-        model = fsdp.wrap(model, cfg, device, torch.distributed.get_world_size())
+        from torch.distributed.device_mesh import init_device_mesh
+
+        model = fsdp.wrap(model, cfg, init_device_mesh(device.type, (torch.distributed.get_world_size(),)))
     else:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})

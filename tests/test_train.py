@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -194,6 +195,9 @@ def test_fsdp_two_cpu_processes_4bit_learn_resume_and_export(tiny_base, train_da
     full = torchrun(["run", cfg, f"out={tmp_path / 'full'}"])
     assert full.returncode == 0, full.stderr[-3000:]
     assert "paged_adamw_8bit cannot be checkpointed under FSDP; using adamw" in full.stderr
+    loads = sorted((float(a), float(b)) for a, b in re.findall(r"loaded and sharded the base from ([\d.]+) to ([\d.]+)",
+                                                               full.stderr))
+    assert len(loads) == 2 and loads[0][1] <= loads[1][0]  # one after the other: one whole copy in host RAM at a time
     rows = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 9)) and all(r["world_size"] == 2 for r in rows)
     assert rows[-1]["loss"] < rows[0]["loss"] - 1.0  # it learns

@@ -76,17 +76,39 @@ def quant_storage(cfg):
     return getattr(torch, cfg.compute_dtype)
 
 
-def wrap(model, cfg, device, world: int):
+def load_in_turn(accelerator, load, cfg):
+    """Load and shard the model one process after the other: each process reads the whole (4-bit) base into host
+    RAM, shards it and drops the rest before the next one starts, so host RAM holds one whole copy at a time, not
+    one per process (Mixtral-8x7B: about 24 GiB, not N x 24). Loading takes N times as long. One line per process
+    says when it loaded."""
+    import time
+
+    import torch
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh = init_device_mesh(torch.device(accelerator.device).type, (accelerator.num_processes,))  # all ranks
+    model = None
+    for turn in range(accelerator.num_processes):
+        if turn == accelerator.process_index:
+            start = time.time()
+            model = wrap(load(), cfg, mesh)
+            import gc
+
+            gc.collect()
+            print(f"aurora-train: rank {turn} loaded and sharded the base from {start:.3f} to {time.time():.3f} "
+                  f"(ranks load in turn)", file=sys.stderr, flush=True)
+        accelerator.wait_for_everyone()
+    return model
+
+
+def wrap(model, cfg, mesh):
     """The model sharded with PyTorch FSDP2 (`fully_shard`, each parameter split over the processes): each decoder
     layer (or sparse-MoE block) is one unit gathered for its forward and backward, the rest of the model the root.
     FSDP2 shards parameter by parameter, so frozen base weights and trained LoRA weights share a unit (FSDP1's flat
     parameters needed them apart). Aurora shards the model itself rather than through accelerate's FSDP plugin,
     which accelerate enables on GPUs only: the path the CPU test runs is the path GPUs run."""
-    import torch
-    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
 
-    mesh = init_device_mesh(torch.device(device).type, (world,))
     offload = CPUOffloadPolicy() if cfg.fsdp_offload else OffloadPolicy()
     name = WRAP_CLASSES[cfg.fsdp_wrap]
     units = [m for m in model.modules() if type(m).__name__ == name]

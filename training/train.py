@@ -295,26 +295,37 @@ def build_model(t: Trainer, resume: bool = False) -> None:
 
     t.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
                                 kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    torch.manual_seed(t.cfg.seed)
-    model = load_model(t.cfg, t.accelerator.device)
     rank, world = t.accelerator.process_index, t.accelerator.num_processes
     per_epoch = math.ceil(len(epoch_batches(len(t.examples), t.cfg, 0, rank, world)) / t.cfg.grad_accum)
     t.total_steps = t.cfg.max_steps or per_epoch * t.cfg.epochs
     if t.cfg.fsdp:
-        if resume:  # the LoRA weights go in before sharding; the rest of the state after (restore)
-            from peft import set_peft_model_state_dict
-            from safetensors.torch import load_file
-
-            set_peft_model_state_dict(model, load_file(str(checkpoints(t.out)[-1] / "adapter_model.safetensors")))
-        t.model = fsdp.wrap(model, t.cfg, t.accelerator.device, world)
+        adapter = checkpoints(t.out)[-1] / "adapter_model.safetensors" if resume else None
+        t.model = fsdp.load_in_turn(t.accelerator, lambda: _seeded_model(t.cfg, t.accelerator.device, adapter),
+                                    t.cfg)
         t.trainable = [p for p in t.model.parameters() if p.requires_grad]
         t.optimizer = make_optimizer(t.cfg, t.trainable, fsdp.optimizer_name(t.cfg))
         t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lr_lambda(t.cfg, t.total_steps))
         return
+    model = _seeded_model(t.cfg, t.accelerator.device)
     t.trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(t.cfg, t.trainable)
     t.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t.cfg, t.total_steps))
     t.model, t.optimizer = t.accelerator.prepare(model, optimizer)
+
+
+def _seeded_model(cfg: TrainConfig, device, adapter: Path | None = None):
+    """The base with LoRA (its initialisation seeded), and a checkpoint's LoRA weights when resuming under FSDP
+    (they go in before sharding; the rest of the state after, in `restore`)."""
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    model = load_model(cfg, device)
+    if adapter is not None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(str(adapter)))
+    return model
 
 
 def restore(t: Trainer, resume: bool) -> TrainState:
