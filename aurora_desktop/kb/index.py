@@ -37,6 +37,7 @@ EXTRACT_TIMEOUT_S = 120.0
 NAME = re.compile(r"^[^/\\:*?\"<>|\x00-\x1f]{1,64}$")
 STATES = ("indexed", "skipped", "failed")
 SEARCH_PHASES = ("AND", "OR", "BIGRAMS")
+COMMON_SHARE = 0.05  # a word in more chunks than this share is left out of the "any of" phase (bench/kb_bench.py)
 EMBED_BATCH = 32
 
 
@@ -106,9 +107,11 @@ class KnowledgeBase:
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA cache_size = -65536")  # 64 MiB of pages: a search reads posting lists again and again
         self.scheme = SCHEMES[self._schema(scheme)]
+        self.db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, fts, 'row')")
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._embedder = None  # dense.Embedder, loaded on first use
         self._matrix = None  # (chunk ids, their vectors) for dense search, read on first use
+        self._total = None  # chunks in the index, for _common (counted on first use)
 
     @classmethod
     def open(cls, name: str, create: bool = True) -> "KnowledgeBase":
@@ -177,7 +180,7 @@ class KnowledgeBase:
 
     def remove(self, paths: Iterable[Path]) -> int:
         """Forget files or folders (their chunks go); the number of files dropped."""
-        dropped = 0
+        dropped, self._matrix, self._total = 0, None, None
         roots = self.roots()
         with self.db:
             for p in paths:
@@ -234,7 +237,7 @@ class KnowledgeBase:
                     report.embedded = self._embed_missing(None, cancel)
         finally:
             self._close_pool()
-            self._matrix = None  # passages changed: dense search reads the vectors again
+            self._matrix = self._total = None  # passages changed: counted and read again
         report.seconds = time.perf_counter() - start
         return report
 
@@ -352,7 +355,7 @@ class KnowledgeBase:
         everything would score most of the index)."""
         found: dict[int, float] = {}
         for phase in SEARCH_PHASES:
-            match = self.scheme.query(question, phase)
+            match = self.scheme.query(question, phase, self._common(question) if phase == "OR" else frozenset())
             if match:
                 weights = "".join(f", {w}" for w in self.scheme.weights)
                 for chunk_id, score in self.db.execute(
@@ -363,6 +366,20 @@ class KnowledgeBase:
             if len(found) >= k:
                 break
         return list(found.items())
+
+    def _common(self, question: str) -> frozenset:
+        """The question's words that are in more than COMMON_SHARE of the chunks (FTS5's own counts, fts5vocab)."""
+        from .segment import or_words
+
+        words = or_words(question)
+        if self._total is None:
+            self._total = self.chunk_count()
+        total = self._total
+        if not words or not total:
+            return frozenset()
+        rows = self.db.execute(f"SELECT term, doc FROM temp.vocab WHERE term IN ({', '.join('?' * len(words))})",
+                               words).fetchall()
+        return frozenset(term for term, docs in rows if docs > COMMON_SHARE * total)
 
     def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
         if not ranked:

@@ -84,8 +84,9 @@ class Scheme:
     columns: tuple[str, ...]
     index: Callable[[str], tuple[str, ...]]
     """The chunk's text -> one value per column."""
-    query: Callable[[str, str], str]
-    """(question, "AND", "OR" or "BIGRAMS") -> an FTS5 MATCH expression ("" when it has no such terms)."""
+    query: Callable[..., str]
+    """(question, "AND", "OR" or "BIGRAMS"[, common words to leave out]) -> an FTS5 MATCH expression ("" when it has
+    no such terms)."""
     weights: tuple[float, ...] = ()
 
 
@@ -97,13 +98,24 @@ def bigrams(question: str) -> list[str]:
     return [p for p in dict.fromkeys(pairs) if not (p in STOP_WORDS or all(c in STOP_WORDS for c in p))]
 
 
-def _words_chars_query(question: str, op: str = "OR") -> str:
+def or_words(question: str) -> list[str]:
+    """The words of the "any of" phase: a lone character (吃, 用) is in most chunks and says little, so with longer
+    words beside it only those ("all of" used it already), each with its own shorter words (车票 in 火车票)."""
+    ws = query_words(question)
+    if any(len(w) > 1 for w in ws):
+        ws = [s for w in ws if len(w) > 1 for s in sub_words(w)]
+    return list(dict.fromkeys(ws))
+
+
+def _words_chars_query(question: str, op: str = "OR", common: frozenset = frozenset()) -> str:
+    """`common`: words in so many chunks that the "any of" phase leaves them out (BM25 gives them little weight,
+    and their long lists of chunks were the slowest searches), unless nothing else is left."""
     if op == "BIGRAMS":  # the last resort: any two neighbouring characters of the question
         return " OR ".join(f"chars:{phrase(' '.join(p))}" for p in bigrams(question)[:MAX_QUERY_TERMS])
     terms, ws = [], query_words(question)
-    if op == "OR" and any(len(w) > 1 for w in ws):  # "any of": a lone character (吃, 用) is in most chunks and says
-        ws = [s for w in ws if len(w) > 1 for s in sub_words(w)]  # little (with longer words beside it "all of"
-    for w in dict.fromkeys(ws):  # used it already); a longer word's own shorter words count too (车票 in 火车票)
+    if op == "OR":
+        ws = [w for w in or_words(question) if w not in common] or or_words(question)
+    for w in dict.fromkeys(ws):
         chars = CJK.findall(w)
         if chars:
             terms.append(f"(words:{phrase(w)} OR chars:{phrase(' '.join(chars))})")
@@ -112,25 +124,25 @@ def _words_chars_query(question: str, op: str = "OR") -> str:
     return f" {op} ".join(terms)
 
 
-def _raw_query(question: str, op: str = "OR") -> str:  # the question's own runs of letters and characters
+def _raw_query(question: str, op: str = "OR", common: frozenset = frozenset()) -> str:  # the question's own runs of letters and characters
     if op == "BIGRAMS":
         return ""
     return f" {op} ".join(phrase(t) for t in re.findall(r"[^\W_]+", question)[:MAX_QUERY_TERMS])
 
 
-def _trigram_query(question: str, op: str = "OR") -> str:
+def _trigram_query(question: str, op: str = "OR", common: frozenset = frozenset()) -> str:
     if op == "BIGRAMS":
         return ""
     return f" {op} ".join(phrase(w) for w in query_words(question) if len(w) >= 3) or _raw_query(question, op)
 
 
-def _chars_query(question: str, op: str = "OR") -> str:
+def _chars_query(question: str, op: str = "OR", common: frozenset = frozenset()) -> str:
     if op == "BIGRAMS":
         return ""
     return f" {op} ".join(phrase(" ".join(CJK.findall(w)) or w) for w in query_words(question))
 
 
-def _words_query(question: str, op: str = "OR") -> str:
+def _words_query(question: str, op: str = "OR", common: frozenset = frozenset()) -> str:
     if op == "BIGRAMS":
         return ""
     return f" {op} ".join(phrase(w) for w in query_words(question))
