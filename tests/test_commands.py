@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sysconfig.get_path("scripts"))
-COMMANDS = ["aurora-desktop", "aurora-chat", "aurora-serve", "aurora-export", "aurora-train", "aurora-data", "aurora-eval"]
+COMMANDS = ["aurora-desktop", "aurora-chat", "aurora-serve", "aurora-kb", "aurora-export", "aurora-train", "aurora-data",
+            "aurora-eval"]
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:
@@ -66,9 +67,14 @@ def test_a_closed_stdout_is_a_quiet_exit(exported, tmp_path):
     """Every command, its output piped into a reader that closes early, exits 0 and says nothing."""
     import os
 
-    env = dict(os.environ, PYTHONUNBUFFERED="1", QT_QPA_PLATFORM="offscreen")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", QT_QPA_PLATFORM="offscreen", AURORA_KB_DIR=str(tmp_path / "kb"))
     model = str(exported["q8_0"])
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("混合专家模型在每一层选择两个专家。" * 20, encoding="utf-8")
     cases = [[c, "--help"] for c in COMMANDS] + [
+        ["aurora-kb", "add", "k", str(notes), "--no-progress"],
+        ["aurora-kb", "search", "k", "专家"],
         ["aurora-export", "inspect", model],
         ["aurora-chat", model, "--prompt", "你好", "--max-tokens", "64", "--temperature", "0"],
         ["aurora-train", "run", "--help"],
