@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 import urllib.parse
@@ -25,6 +26,9 @@ from .engine import Generation, SamplingSettings
 
 class RemoteError(AuroraError):
     pass
+
+
+HANG_UP_POLL_S = 0.05  # how often a request checks its cancel event while the server is silent
 
 
 @dataclass
@@ -53,18 +57,26 @@ class RemoteEngine:
         cls = http.client.HTTPSConnection if self.parts.scheme == "https" else http.client.HTTPConnection
         return cls(self.parts.hostname, self.parts.port, timeout=self.timeout)
 
-    def _request(self, method: str, path: str, body: dict | None = None):
+    def _request(self, method: str, path: str, body: dict | None = None, cancel: threading.Event | None = None):
+        """(connection, response) of one request; with `cancel`, setting it hangs up at once (`_Cancelled`), also
+        while the server is silent (reading a long prompt) and nothing would arrive to check it between."""
         conn = self._connection()
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         try:
+            conn.connect()
+            if cancel is not None:
+                conn.hang_up = _hang_up_on(conn, cancel)
             conn.request(method, self.parts.path.rstrip("/") + path,
                          json.dumps(body, ensure_ascii=False).encode() if body is not None else None, headers)
             response = conn.getresponse()
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise RemoteError(f"{self.url}: cannot reach the server ({exc.strerror or exc})") from None
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled() from None
+            raise RemoteError(f"{self.url}: cannot reach the server "
+                              f"({getattr(exc, 'strerror', None) or exc or type(exc).__name__})") from None
         if response.status != 200:
             text = response.read().decode("utf-8", "replace")
             conn.close()
@@ -107,9 +119,12 @@ class RemoteEngine:
                 "top_p": s.top_p, **({"seed": s.seed} if s.seed is not None else {}),
                 **({"stop": list(s.stop)} if s.stop else {})}
         gen = Generation(stop_reason="eos")
-        conn, response = self._request("POST", "/chat/completions", body)
         try:
-            for raw in response:
+            conn, response = self._request("POST", "/chat/completions", body, self._cancel)
+        except _Cancelled:
+            return Generation(stop_reason="cancelled", seconds=time.perf_counter() - start)
+        try:
+            for raw in _lines(response, self._cancel):
                 if self._cancel.is_set():
                     gen.stop_reason = "cancelled"
                     break
@@ -137,8 +152,11 @@ class RemoteEngine:
                         yield piece
                     if choice.get("finish_reason") == "length":
                         gen.stop_reason = "length"
+            if self._cancel.is_set():
+                gen.stop_reason = "cancelled"
         finally:
             conn.close()  # also on cancel: the server sees the client go and stops
+            conn.hang_up.set()  # the watcher ends
             gen.seconds = time.perf_counter() - start
         return gen
 
@@ -153,3 +171,35 @@ class RemoteEngine:
 
     def close(self) -> None:
         pass
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _hang_up_on(conn: http.client.HTTPConnection, cancel: threading.Event) -> threading.Event:
+    """Shut the connection's socket when `cancel` is set (a read blocked on it returns); returns the event that
+    ends the watch when the request is over."""
+    over = threading.Event()
+    sock = conn.sock
+
+    def watch() -> None:
+        while not over.is_set():
+            if cancel.wait(HANG_UP_POLL_S):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+
+    threading.Thread(target=watch, name="aurora-remote-hang-up", daemon=True).start()
+    return over
+
+
+def _lines(response, cancel: threading.Event):
+    """The response's lines until it ends, or until `cancel` hung up (then quietly)."""
+    try:
+        yield from response
+    except (OSError, ValueError, http.client.HTTPException):
+        if not cancel.is_set():
+            raise

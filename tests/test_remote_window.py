@@ -244,3 +244,46 @@ def test_the_window_on_a_server_that_is_not_there(qtbot, bare_window, dialogs, c
     qtbot.waitUntil(lambda: bool(dialogs), timeout=30000)
     assert w.engine is None and "cannot reach the server" in dialogs[-1][1]
     assert w.model_button.isEnabled()
+
+
+# ---------------------------------------------------------------- Stop against a silent server
+
+
+@pytest.mark.parametrize("sends", [b"", b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+                                        b'data: {"choices": [{"delta": {"content": "\xe4\xbd\xa0"}}]}\n\n'])
+def test_stop_hangs_up_on_a_silent_server_at_once(sends):
+    """A server that says nothing (still reading a long prompt), or nothing more after one piece: Stop returns
+    within a second with what came, instead of waiting for the next event that would let it check."""
+    import socket as socket_
+
+    from aurora_desktop.remote import RemoteEngine
+
+    server = socket_.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted = []
+
+    def serve():
+        conn, _ = server.accept()
+        accepted.append(conn)
+        conn.recv(65536)
+        conn.sendall(sends)  # and then silence
+
+    threading.Thread(target=serve, daemon=True).start()
+    engine = RemoteEngine(f"http://127.0.0.1:{server.getsockname()[1]}/v1", model="silent")
+    conv = Conversation()
+    conv.add_user("你好")
+    cancel, result = threading.Event(), {}
+    worker = threading.Thread(target=lambda: result.update(gen=consume(engine.stream(conv, cancel=cancel))),
+                              daemon=True)
+    worker.start()
+    time.sleep(0.5)
+    assert worker.is_alive()  # still waiting on the server
+    stopped = time.monotonic()
+    cancel.set()
+    worker.join(5)
+    assert not worker.is_alive() and time.monotonic() - stopped < 1.0
+    assert result["gen"].stop_reason == "cancelled" and result["gen"].text == ("你" if sends else "")
+    for c in accepted:
+        c.close()
+    server.close()
