@@ -16,15 +16,19 @@ import logging
 import os
 from pathlib import Path
 
-from aurora_core.files import read_json
+from aurora_core.files import read_json, write_text
 
 SERVICE = "Aurora Desktop"
 log = logging.getLogger(__name__)
 
 
+def config_dir() -> Path:
+    """The user's config folder for Aurora's keys (`aurora-serve`'s too)."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "Aurora"
+
+
 def key_file() -> Path:
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "Aurora" / "remote-keys.json"
+    return config_dir() / "remote-keys.json"
 
 
 def _keyring():
@@ -54,14 +58,8 @@ def _read_file() -> dict[str, str]:
 
 
 def _write_file(keys: dict[str, str]) -> None:
-    path = key_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(keys, f, indent=1)
-    os.chmod(tmp, 0o600)  # also when an older file had other rights
-    os.replace(tmp, path)
+    key_file().parent.mkdir(parents=True, exist_ok=True)
+    write_text(key_file(), json.dumps(keys, indent=1), private=True)
 
 
 def save_key(url: str, key: str) -> str:

@@ -25,7 +25,6 @@ import asyncio
 import hmac
 import json
 import math
-import os
 import secrets
 import sys
 import threading
@@ -34,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aurora_core.errors import AuroraError
+from aurora_core.files import write_text
 
 from .conversation import Conversation
+from .credentials import config_dir
 from .engine import SAMPLING_RANGES, ChatEngine, EngineConfig, SamplingSettings, SettingsError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -71,8 +72,7 @@ class RequestError(Exception):
 
 def key_file() -> Path:
     """Where the API key is kept (the user's config folder, readable by the user alone)."""
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "Aurora" / "serve-api-key"
+    return config_dir() / "serve-api-key"
 
 
 def stored_key() -> str:
@@ -84,9 +84,7 @@ def stored_key() -> str:
             return key
     path.parent.mkdir(parents=True, exist_ok=True)
     key = "aurora-" + secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
+    write_text(path, key + "\n", private=True)
     return key
 
 

@@ -51,15 +51,16 @@ def new_folder(out: Path, force: bool = False) -> Iterator[Path]:
 
 
 @contextmanager
-def new_file(path: Path, mode: str = "w") -> Iterator:
-    """An open temporary file beside `path`, renamed onto it when the block ends without error."""
+def new_file(path: Path, mode: str = "w", private: bool = False) -> Iterator:
+    """An open temporary file beside `path`, renamed onto it when the block ends without error. `private`: readable
+    by the user alone (0600, as the temporary file is from the start), for keys."""
     path = Path(path)
     f = tempfile.NamedTemporaryFile(mode, encoding=None if "b" in mode else "utf-8", dir=path.parent,
                                     prefix=f".{path.name}.", delete=False)
     try:
         with f:
             yield f
-        os.chmod(f.name, 0o666 & ~_umask())
+        os.chmod(f.name, 0o600 if private else 0o666 & ~_umask())
         os.replace(f.name, path)
     except BaseException:
         if os.path.exists(f.name):
@@ -67,9 +68,9 @@ def new_file(path: Path, mode: str = "w") -> Iterator:
         raise
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary file in the same folder, then rename it into place."""
-    with new_file(path) as f:
+def write_text(path: Path, text: str, private: bool = False) -> None:
+    """Write a text file through a temporary file in the same folder, then rename it into place (`private`: 0600)."""
+    with new_file(path, private=private) as f:
         f.write(text)
 
 
