@@ -61,25 +61,26 @@ class RemoteEngine:
         """(connection, response) of one request; with `cancel`, setting it hangs up at once (`_Cancelled`), also
         while the server is silent (reading a long prompt) and nothing would arrive to check it between."""
         conn = self._connection()
+        conn.hang_up = threading.Event()  # set by _close: ends the watch below
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         try:
             conn.connect()
             if cancel is not None:
-                conn.hang_up = _hang_up_on(conn, cancel)
+                _hang_up_on(conn, cancel)
             conn.request(method, self.parts.path.rstrip("/") + path,
                          json.dumps(body, ensure_ascii=False).encode() if body is not None else None, headers)
             response = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
-            conn.close()
+            _close(conn)
             if cancel is not None and cancel.is_set():
                 raise _Cancelled() from None
             raise RemoteError(f"{self.url}: cannot reach the server "
                               f"({getattr(exc, 'strerror', None) or exc or type(exc).__name__})") from None
         if response.status != 200:
             text = response.read().decode("utf-8", "replace")
-            conn.close()
+            _close(conn)
             try:
                 message = json.loads(text)["error"]["message"]
             except (ValueError, KeyError, TypeError):
@@ -95,7 +96,7 @@ class RemoteEngine:
         except (ValueError, KeyError, IndexError, TypeError):
             raise RemoteError(f"{self.url}/models: no model listed; pass --model NAME") from None
         finally:
-            conn.close()
+            _close(conn)
 
     @contextmanager
     def turn(self, cancel: threading.Event | None = None):
@@ -155,8 +156,7 @@ class RemoteEngine:
             if self._cancel.is_set():
                 gen.stop_reason = "cancelled"
         finally:
-            conn.close()  # also on cancel: the server sees the client go and stops
-            conn.hang_up.set()  # the watcher ends
+            _close(conn)  # also on cancel: the server sees the client go and stops
             gen.seconds = time.perf_counter() - start
         return gen
 
@@ -177,11 +177,9 @@ class _Cancelled(Exception):
     pass
 
 
-def _hang_up_on(conn: http.client.HTTPConnection, cancel: threading.Event) -> threading.Event:
-    """Shut the connection's socket when `cancel` is set (a read blocked on it returns); returns the event that
-    ends the watch when the request is over."""
-    over = threading.Event()
-    sock = conn.sock
+def _hang_up_on(conn: http.client.HTTPConnection, cancel: threading.Event) -> None:
+    """Shut the connection's socket when `cancel` is set (a read blocked on it returns), until `_close(conn)`."""
+    over, sock = conn.hang_up, conn.sock
 
     def watch() -> None:
         while not over.is_set():
@@ -193,7 +191,12 @@ def _hang_up_on(conn: http.client.HTTPConnection, cancel: threading.Event) -> th
                 return
 
     threading.Thread(target=watch, name="aurora-remote-hang-up", daemon=True).start()
-    return over
+
+
+def _close(conn: http.client.HTTPConnection) -> None:
+    """Close the connection and end its hang-up watch (on every path: a failed request's watch would poll on)."""
+    conn.close()
+    conn.hang_up.set()
 
 
 def _lines(response, cancel: threading.Event):
