@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from aurora_core.errors import AuroraError
 from aurora_core.files import write_text
 
-from ..credentials import forget_key, load_key, save_key
+from ..credentials import load_key
 from ..engine import ChatEngine, EngineConfig
 from ..store import ALL
 from .dialogs import ModelPanel, RemoteDialog
@@ -138,21 +138,19 @@ class ModelsAndFiles:
     def connect_remote(self, url: str, model: str | None, key: str | None) -> None:
         self.session.stop_and_wait()
         self.loader = ConnectThread(url, key, model, self)
-        self.loader.connected.connect(lambda engine: self._connected(engine, url, model, key))
+        self.loader.connected.connect(lambda engine, note: self._connected(engine, url, model, note))
         self.loader.failed.connect(self._load_failed)
         self.model_button.setEnabled(False)
         self.load_progress.show()
         self.statusBar().showMessage(tr("Connecting to {url}… (Esc cancels)").format(url=url))
         self.loader.start()
 
-    def _connected(self, engine, url: str, model: str | None, key: str | None) -> None:
-        self.settings.setValue("remote_url", url)  # the address and model name; the key never goes here
-        self.settings.setValue("remote_model", model or "")
-        try:
-            save_key(url, key) if key else forget_key(url)
-        except OSError as exc:
-            self.statusBar().showMessage(tr("The key was not saved: {why}").format(why=exc.strerror), 15000)
+    def _connected(self, engine, url: str, model: str | None, key_note: str) -> None:
+        self.settings.setValue("remote_url", url)  # the address and model name; the key never goes here (the
+        self.settings.setValue("remote_model", model or "")  # connecting thread kept it)
         self._use_engine(engine, tr("Connected to {url}: your chats are sent there.").format(url=url))
+        if key_note:
+            self.statusBar().showMessage(tr("The key was not saved: {why}").format(why=key_note), 15000)
 
     def _load_failed(self, message: str) -> None:
         self.loader = None

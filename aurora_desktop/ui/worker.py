@@ -14,6 +14,7 @@ from aurora_core.errors import AuroraError
 
 from .. import import_chats
 from ..conversation import Conversation, Message
+from ..credentials import forget_key, save_key
 from ..engine import ChatEngine, EngineConfig, SamplingSettings, consume
 from ..remote import RemoteEngine
 from ..store import prune_states
@@ -93,10 +94,11 @@ class LoadThread(QThread):
 
 
 class ConnectThread(QThread):
-    """Connects to an OpenAI-compatible server (it lists its models first), off the GUI thread: `connected(engine)`
-    or `failed(message)`."""
+    """Connects to an OpenAI-compatible server (it lists its models first) and keeps its key (the system keyring may
+    wait on the desktop's secret service), off the GUI thread: `connected(engine, note)` (note: "" or why the key
+    was not kept) or `failed(message)`."""
 
-    connected = Signal(object)
+    connected = Signal(object, str)
     failed = Signal(str)
 
     def __init__(self, url: str, api_key: str | None, model: str | None, parent=None) -> None:
@@ -110,8 +112,14 @@ class ConnectThread(QThread):
             self.failed.emit(str(exc))
             return
         engine.timeout = ANSWER_TIMEOUT_S
-        if not self.cancelled:
-            self.connected.emit(engine)
+        if self.cancelled:
+            return
+        note = ""
+        try:  # the key for the next time, never in the chats or the settings file
+            save_key(self.url, self.api_key) if self.api_key else forget_key(self.url)
+        except OSError as exc:
+            note = exc.strerror or str(exc)
+        self.connected.emit(engine, note)
 
 
 class ImportThread(QThread):
