@@ -217,7 +217,8 @@ class KnowledgeBase:
         report = SyncReport()
         wanted = self.wanted()
         known = {r[1]: r for r in self.db.execute("SELECT id, path, size, mtime, sha256 FROM files")}
-        gone = {path: row for path, row in known.items() if path not in {str(p) for p in wanted}}
+        present = {str(p) for p in wanted}
+        gone = {path: row for path, row in known.items() if path not in present}
         try:
             for n, path in enumerate(wanted):
                 if cancel is not None and cancel():

@@ -112,9 +112,12 @@ def _words_chars_query(question: str, op: str = "OR", common: frozenset = frozen
     and their long lists of chunks were the slowest searches), unless nothing else is left."""
     if op == "BIGRAMS":  # the last resort: any two neighbouring characters of the question
         return " OR ".join(f"chars:{phrase(' '.join(p))}" for p in bigrams(question)[:MAX_QUERY_TERMS])
-    terms, ws = [], query_words(question)
     if op == "OR":
-        ws = [w for w in or_words(question) if w not in common] or or_words(question)
+        candidates = or_words(question)
+        ws = [w for w in candidates if w not in common] or candidates
+    else:
+        ws = query_words(question)
+    terms = []
     for w in dict.fromkeys(ws):
         chars = CJK.findall(w)
         if chars:
