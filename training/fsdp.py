@@ -14,7 +14,6 @@ whole copy as under DDP, so two 24 GB cards can train what needs ~27 GiB on one.
 from __future__ import annotations
 
 import os
-import random
 import sys
 from pathlib import Path
 
@@ -132,11 +131,6 @@ def _every_weight_in_the_graph(module, _args, output):
     return output + zero
 
 
-def unwrap(model):
-    """The PEFT model (FSDP2 shards it in place: it is the model)."""
-    return model
-
-
 # ---------------------------------------------------------------- checkpoints
 
 
@@ -151,32 +145,18 @@ def lora_state(t) -> dict:
     return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(t.model, state_dict=full).items()}
 
 
-def save_shards(folder: Path, t) -> None:
-    """Every rank's part of the optimizer state (torch.distributed.checkpoint: one file per rank, a collective)
-    and its RNG states."""
-    import numpy as np
-    import torch
+def save_optimizer(folder: Path, model, optimizer) -> None:
+    """Every rank's part of the optimizer state (torch.distributed.checkpoint: one file per rank, a collective)."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-    dcp.save({"optimizer": get_optimizer_state_dict(t.model, t.optimizer)}, checkpoint_id=str(folder / "optimizer"))
-    torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
-               folder / f"rng-rank{t.accelerator.process_index}.pt")
+    dcp.save({"optimizer": get_optimizer_state_dict(model, optimizer)}, checkpoint_id=str(folder / "optimizer"))
 
 
-def load_shards(folder: Path, t) -> None:
-    import numpy as np
-    import torch
+def load_optimizer(folder: Path, model, optimizer) -> None:
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
 
-    rng_file = folder / f"rng-rank{t.accelerator.process_index}.pt"
-    if not rng_file.is_file():
-        raise ConfigError(f"{folder}: saved by fewer processes; resume with as many processes as the run had")
-    state = {"optimizer": get_optimizer_state_dict(t.model, t.optimizer)}
+    state = {"optimizer": get_optimizer_state_dict(model, optimizer)}
     dcp.load(state, checkpoint_id=str(folder / "optimizer"))
-    set_optimizer_state_dict(t.model, t.optimizer, state["optimizer"])
-    rng = torch.load(rng_file, weights_only=False)
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
-    torch.set_rng_state(rng["torch"])
+    set_optimizer_state_dict(model, optimizer, state["optimizer"])

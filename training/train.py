@@ -186,7 +186,6 @@ def save_checkpoint(out: Path, weights: dict, optimizer, scheduler, state: Train
     """Everything needed to resume, written to a temporary folder and renamed (a kill leaves no half). `weights`:
     the LoRA weights; `shards` (FSDP): the folder of each rank's optimizer and RNG state, moved in (then
     `optimizer` is None: its state is in the shards)."""
-    import numpy as np
     import torch
     from safetensors.torch import save_file
 
@@ -197,8 +196,7 @@ def save_checkpoint(out: Path, weights: dict, optimizer, scheduler, state: Train
         save_file(weights, str(tmp / "adapter_model.safetensors"))
         if optimizer is not None:
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save({"python": random.getstate(), "numpy": np.random.get_state(),
-                        "torch": torch.get_rng_state()}, tmp / "rng.pt")
+            torch.save(rng_states(), tmp / "rng.pt")
         if shards is not None:
             shards.rename(tmp / "shards")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
@@ -215,9 +213,8 @@ def lora_weights(model) -> dict:
 
 
 def load_checkpoint(folder: Path, model, optimizer, scheduler, rank: int | None = None) -> TrainState:
-    """Restore a checkpoint; `rank` (FSDP): the LoRA weights are already in (loaded before sharding) and this
-    rank's optimizer and RNG state come from its shard."""
-    import numpy as np
+    """Restore a checkpoint; `rank` (FSDP): the LoRA weights are already in (loaded before sharding), the
+    optimizer's state comes from the shards and this rank's RNG states from its own file."""
     import torch
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -225,14 +222,33 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler, rank: int | None 
     if rank is None:
         set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
         optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=False))
-        rng = torch.load(folder / "rng.pt", weights_only=False)
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
-        torch.set_rng_state(rng["torch"])
+        rng = folder / "rng.pt"
     else:
-        fsdp.load_shards(folder / "shards", optimizer)  # here `optimizer` is the Trainer (model and optimizer)
+        rng = folder / "shards" / f"rng-rank{rank}.pt"
+        if not rng.is_file():
+            raise ConfigError(f"{folder / 'shards'}: saved by fewer processes; resume with as many processes as "
+                              "the run had")
+        fsdp.load_optimizer(folder / "shards", model, optimizer)
+    set_rng_states(torch.load(rng, weights_only=False))
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=False))
     return TrainState.from_json(json.loads((folder / "state.json").read_text()))
+
+
+def rng_states() -> dict:
+    """Python's, numpy's and torch's random states (a checkpoint's, or under FSDP each rank's)."""
+    import numpy as np
+    import torch
+
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_states(rng: dict) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
 
 
 # ---------------------------------------------------------------- the run, step by step
@@ -264,8 +280,8 @@ class Trainer:
 
     @property
     def peft_model(self):
-        """The PEFT model, out of DDP's or FSDP's wrapper."""
-        return fsdp.unwrap(self.model) if self.cfg.fsdp else self.accelerator.unwrap_model(self.model)
+        """The PEFT model: out of DDP's wrapper; FSDP2 shards it in place."""
+        return self.model if self.cfg.fsdp else self.accelerator.unwrap_model(self.model)
 
 
 def prepare_inputs(cfg: TrainConfig, resume: bool) -> Trainer:
@@ -336,7 +352,7 @@ def restore(t: Trainer, resume: bool) -> TrainState:
     if resume:
         newest = checkpoints(t.out)[-1]
         try:
-            state = load_checkpoint(newest, t.peft_model, t if t.cfg.fsdp else t.optimizer, t.scheduler,
+            state = load_checkpoint(newest, t.peft_model, t.optimizer, t.scheduler,
                                     t.accelerator.process_index if t.cfg.fsdp else None)
         except ConfigError:
             raise
@@ -440,12 +456,15 @@ def checkpoint(t: Trainer, state: TrainState) -> None:
             save_checkpoint(t.out, lora_weights(t.peft_model), t.optimizer, t.scheduler,
                             state, t.cfg.keep_checkpoints)
         return
+    import torch
+
     weights = fsdp.lora_state(t)  # a collective: every rank takes part
     shards = t.out / CHECKPOINTS / f".shards-step-{state.step:06d}"
     if t.main_process and shards.exists():  # left by a run killed while saving
         shutil.rmtree(shards)
     t.accelerator.wait_for_everyone()
-    fsdp.save_shards(shards, t)  # each rank its part
+    fsdp.save_optimizer(shards, t.model, t.optimizer)  # each rank its part
+    torch.save(rng_states(), shards / f"rng-rank{t.accelerator.process_index}.pt")
     t.accelerator.wait_for_everyone()
     if t.main_process:
         save_checkpoint(t.out, weights, None, t.scheduler, state, t.cfg.keep_checkpoints, shards=shards)
