@@ -69,11 +69,7 @@ def _run(args) -> int:
             kb.close()
         return 0
     if args.command == "delete":
-        kb = KnowledgeBase.open(args.kb, create=False)
-        kb.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{kb.path}{suffix}").unlink(missing_ok=True)
-        print(f"deleted {kb.path}")
+        print(f"deleted {KnowledgeBase.delete(args.kb)}")
         return 0
     kb = KnowledgeBase.open(args.kb, create=args.command == "add")
     try:

@@ -123,6 +123,16 @@ class KnowledgeBase:
             raise KnowledgeBaseError(f"no knowledge base named {name!r}; make one with: aurora-kb add {name} FILE...")
         return cls(path)
 
+    @classmethod
+    def delete(cls, name: str) -> Path:
+        """Remove the knowledge base `name` from the disk (its SQLite file and journals; the user's files stay);
+        returns the path it had."""
+        kb = cls.open(name, create=False)
+        kb.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{kb.path}{suffix}").unlink(missing_ok=True)
+        return kb.path
+
     @staticmethod
     def names() -> list[str]:
         return sorted(p.stem for p in kb_dir().glob("*.sqlite"))

@@ -174,10 +174,7 @@ class KnowledgeBaseDialog(QDialog):
                 tr("Delete the knowledge base {name}? Your files stay where they are.").format(name=name)) \
                 != QMessageBox.StandardButton.Yes:
             return
-        kb = KnowledgeBase.open(name, create=False)
-        kb.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{kb.path}{suffix}").unlink(missing_ok=True)
+        KnowledgeBase.delete(name)
         self.refresh_names()
 
     def choose_files(self) -> None:
