@@ -41,7 +41,9 @@ RECIPES = {
     "(b) aurora-train default: r=8 on q/k/v/o + experts' w1/w2/w3": ["q_proj", "k_proj", "v_proj", "o_proj",
                                                                       "w1", "w2", "w3"],
 }
-def build_4bit(shape: MixtralShape, device: torch.device, dtype=torch.bfloat16):
+def build_4bit(shape: MixtralShape, device: torch.device, dtype=torch.bfloat16, hold: str | None = None):
+    """The model in 4-bit, quantized on `device`. `hold` as aurora-train's FSDP loading: "cpu" keeps the weights in
+    host RAM (rank 0), "meta" keeps only their quantization state (the other ranks, which receive the weights)."""
     import bitsandbytes as bnb
     from accelerate import init_empty_weights
     from transformers import MixtralConfig, MixtralForCausalLM
@@ -66,13 +68,15 @@ def build_4bit(shape: MixtralShape, device: torch.device, dtype=torch.bfloat16):
             q.weight = bnb.nn.Params4bit(w, requires_grad=False, compress_statistics=True, quant_type="nf4")
             q = q.to(device)  # quantized here
             q.quant_state = q.weight.quant_state  # on the module too: FSDP's sharding drops it from the weight
+            if hold is not None:
+                q.weight = type(q.weight)(q.weight.data.to(hold), **q.weight.__dict__)
             setattr(parent, leaf, q)
             del w
     # Everything still on meta (embeddings, norms, router, lm_head, rotary buffers): materialise and draw.
     for module in model.modules():
         for pname, p in list(module.named_parameters(recurse=False)):
-            if p.device.type == "meta":
-                data = torch.empty(p.shape, dtype=dtype, device=device)
+            if p.device.type == "meta" and hold != "meta":
+                data = torch.empty(p.shape, dtype=dtype, device=hold or device)
                 data.normal_(0, 0.02) if p.dim() > 1 else data.fill_(1.0)
                 setattr(module, pname, torch.nn.Parameter(data, requires_grad=False))
     model.model.rotary_emb = type(model.model.rotary_emb)(config=config, device=device)
@@ -93,7 +97,8 @@ def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     cfg = TrainConfig(base="-", data="-", target_modules=targets, fsdp=mode == "fsdp")
-    model = build_4bit(shape, torch.device("cpu") if mode == "fsdp" else device)  # FSDP moves its shards
+    hold = ("cpu" if torch.distributed.get_rank() == 0 else "meta") if mode == "fsdp" else None
+    model = build_4bit(shape, device, hold=hold)  # FSDP: rank 0 holds the weights in host RAM and sends them
     share = quantized_share(model)
     if mode == "fsdp":  # as aurora-train: no fp32 cast of the norms (one dtype per unit), then sharded
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -103,7 +108,7 @@ def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps
 
         from torch.distributed.device_mesh import init_device_mesh
 
-        model = fsdp.wrap(model, cfg, init_device_mesh(device.type, (torch.distributed.get_world_size(),)))
+        fsdp.wrap(model, cfg, init_device_mesh(device.type, (torch.distributed.get_world_size(),)), device)
     else:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})

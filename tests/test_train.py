@@ -187,17 +187,19 @@ def torchrun(argv: list, start_new_session: bool = False, **kw):
 @pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
 def test_fsdp_two_cpu_processes_4bit_learn_resume_and_export(tiny_base, train_data, tmp_path):
     """FSDP2 over gloo with 2 CPU processes, the base in bitsandbytes 4-bit (each rank holds half of every packed
-    weight): the loss falls, the adapter is the usual PEFT folder, a run killed with SIGKILL after a checkpoint
-    resumes to the bitwise same adapter, and the adapter exports to a GGUF that chats."""
+    weight): rank 0 alone loads the base and broadcasts it, the loss falls, the adapter is the usual PEFT folder, a
+    run killed with SIGKILL after a checkpoint resumes to the bitwise same adapter, and the adapter exports to a
+    GGUF that chats."""
     values = quick(tiny_base, train_data, "unused", max_steps=8, save_every=4, fsdp=True,
                    optimizer="paged_adamw_8bit")  # replaced under FSDP, with a notice
     cfg = write_config(tmp_path / "cfg.yaml", **values)
     full = torchrun(["run", cfg, f"out={tmp_path / 'full'}"])
     assert full.returncode == 0, full.stderr[-3000:]
     assert "paged_adamw_8bit cannot be checkpointed under FSDP; using adamw" in full.stderr
-    loads = sorted((float(a), float(b)) for a, b in re.findall(r"loaded and sharded the base from ([\d.]+) to ([\d.]+)",
-                                                               full.stderr))
-    assert len(loads) == 2 and loads[0][1] <= loads[1][0]  # one after the other: one whole copy in host RAM at a time
+    loads = dict((int(r), (float(held), float(got))) for r, held, got in re.findall(
+        r"rank (\d) loaded ([\d.]+) MiB of the base itself and received ([\d.]+) MiB from rank 0", full.stderr))
+    assert loads[0][0] > 0 and loads[0][1] == 0  # rank 0 alone holds the whole base in host RAM ...
+    assert loads[1] == (0, loads[0][0])  # ... the other rank none of it: it receives every weight
     rows = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 9)) and all(r["world_size"] == 2 for r in rows)
     assert rows[-1]["loss"] < rows[0]["loss"] - 1.0  # it learns
@@ -317,6 +319,8 @@ def test_estimate_per_gpu_ddp_fsdp_and_offload():
     off, host = per_gpu(cfg, 2, fsdp=True, offload=True)
     assert ddp[-1][1] > 24 * GiB > two[-1][1] > four[-1][1] > off[-1][1] and host2 == 0
     assert host > 20 * GiB  # the 4-bit base's shards, every rank's, in host RAM
+    constants = {dict(rows)["4-bit quantization constants (every GPU holds all of them)"] for rows in (two, four, off)}
+    assert len(constants) == 1 and 0.68 < constants.pop() / GiB < 0.70  # not sharded: absmax lives on the module
     result = subprocess.run([str(BIN / "aurora-train"), "estimate", "--gpus", "2", "--fsdp", "--offload"],
                             capture_output=True, text=True)
     assert result.returncode == 0 and "2 GPUs, FSDP with offload, per GPU:" in result.stdout

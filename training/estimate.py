@@ -7,7 +7,9 @@ the logits), and the CUDA context. A model, not a measurement: bench/qlora_gpu.p
 
 `per_gpu` spreads it over N GPUs: under DDP every GPU holds all of it; under FSDP the weights, the LoRA weights,
 their gradients and optimizer state are split N ways, each GPU also holds the units gathered at once (the one
-running and the next, prefetched) and its own activations; with offload the shards live in host RAM instead.
+running and the next, prefetched), its own activations and all of the 4-bit weights' quantization constants
+(bitsandbytes keeps them on the module, outside what FSDP shards); with offload the shards live in host RAM
+instead.
 """
 
 from __future__ import annotations
@@ -83,13 +85,17 @@ def per_gpu(cfg: TrainConfig, gpus: int = 1, fsdp: bool = False, offload: bool =
         return out, 0.0
     other = other / 2 if cfg.compute_dtype != "float32" else other  # under FSDP they stay in the compute dtype
     lora_bytes = lora if cfg.optimizer == "adamw" else lora / (4 + 4 + 2) * (4 + 4 + 8)  # 8-bit state: AdamW's
-    sharded = (weights + other + lora_bytes) / gpus
-    gathered = 2 * (weights + lora_bytes) / s.num_layers  # the layer running and the next one, whole
+    # bitsandbytes keeps a 4-bit weight's constants (absmax, nested absmax) on its module, not in the parameter that
+    # FSDP shards: every GPU holds all of them, offload or not
+    constants = weights - sum(i * o * n for i, o, n in module_shapes(s).values()) * 0.5 if cfg.load_in_4bit else 0.0
+    sharded = (weights - constants + other + lora_bytes) / gpus
+    gathered = 2 * (weights - constants + lora_bytes) / s.num_layers  # the layer running and the next one, whole
     host = 0.0
     if offload:
         host, sharded = sharded * gpus, 0.0
     out = [(f"shard of the weights, LoRA, grads and optimizer state (1/{gpus})" + (" — in host RAM" if offload else ""),
             sharded),
+           ("4-bit quantization constants (every GPU holds all of them)", constants),
            ("two decoder layers gathered (running + prefetched)", gathered),
            (names[3], saved), (names[4], layer), (names[5], logits), (names[6], context)]
     out.append(("total", sum(b for _, b in out)))

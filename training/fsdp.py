@@ -3,7 +3,8 @@ whole copy as under DDP, so two 24 GB cards can train what needs ~27 GiB on one.
 
 `train.py` calls this module only when `fsdp: true`:
 - `check_setup` before any model is loaded: the process count and the library versions FSDP-QLoRA needs;
-- `wrap` shards the model with PyTorch FSDP2 (per decoder layer or MoE block, optional CPU offload);
+- `load_sharded` loads the base once, on rank 0, and `wrap` shards it with PyTorch FSDP2 (per decoder layer or
+  MoE block, optional CPU offload), each unit's weights broadcast from rank 0 just before it is sharded;
 - `quant_storage` the dtype bitsandbytes stores 4-bit weights in, equal to the other weights' (FSDP flattens a
   unit's parameters into one tensor of one dtype);
 - checkpoints: the LoRA weights gathered on rank 0 (the same PEFT adapter as without FSDP), the optimizer state
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from .config import ConfigError
@@ -75,37 +77,65 @@ def quant_storage(cfg):
     return getattr(torch, cfg.compute_dtype)
 
 
-def load_in_turn(accelerator, load, cfg):
-    """Load and shard the model one process after the other: each process reads the whole (4-bit) base into host
-    RAM, shards it and drops the rest before the next one starts, so host RAM holds one whole copy at a time, not
-    one per process (Mixtral-8x7B: about 24 GiB, not N x 24). Loading takes N times as long. One line per process
-    says when it loaded."""
+@contextmanager
+def loading_from_rank0():
+    """transformers' own FSDP loading while `from_pretrained` runs (the switches accelerate's FSDP plugin sets): on
+    a GPU each weight is quantized there and moved to host RAM one at a time, on local rank 0 only; the other ranks
+    quantize too (so they hold the same quantization state) but keep the weights on the meta device. Without it
+    bitsandbytes puts the whole 4-bit base on each process's GPU (transformers' `update_device_map`): about
+    24 GiB for Mixtral-8x7B, more than a 24 GB card has before anything is sharded."""
+    switches = {"ACCELERATE_USE_FSDP": "true", "FSDP_CPU_RAM_EFFICIENT_LOADING": "true"}
+    before = {k: os.environ.get(k) for k in switches}
+    os.environ.update(switches)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def load_sharded(accelerator, load, cfg):
+    """Load the base once and shard it: rank 0 holds the whole 4-bit base in host RAM (about 24 GiB for
+    Mixtral-8x7B), the other ranks none of it; unit by unit, rank 0 broadcasts the weights and every rank keeps
+    its shard (accelerate's `fsdp_cpu_ram_efficient_loading`, for FSDP2). One line per process says what it
+    loaded and what it received."""
     import time
 
     import torch
     from torch.distributed.device_mesh import init_device_mesh
 
-    mesh = init_device_mesh(torch.device(accelerator.device).type, (accelerator.num_processes,))  # all ranks
-    model = None
-    for turn in range(accelerator.num_processes):
-        if turn == accelerator.process_index:
-            start = time.time()
-            model = wrap(load(), cfg, mesh)
-            import gc
-
-            gc.collect()
-            print(f"aurora-train: rank {turn} loaded and sharded the base from {start:.3f} to {time.time():.3f} "
-                  f"(ranks load in turn)", file=sys.stderr, flush=True)
-        accelerator.wait_for_everyone()
+    start = time.time()
+    with loading_from_rank0():
+        model = load()
+    device = torch.device(accelerator.device)
+    held = sum(p.nbytes for p in model.parameters() if not p.is_meta)
+    received = wrap(model, cfg, init_device_mesh(device.type, (accelerator.num_processes,)), device)
+    print(f"aurora-train: rank {accelerator.process_index} loaded {held / 2**20:.1f} MiB of the base itself and "
+          f"received {received / 2**20:.1f} MiB from rank 0 in {time.time() - start:.1f} s; peak host RAM "
+          f"{_peak_rss() / 2**30:.2f} GiB", file=sys.stderr, flush=True)
     return model
 
 
-def wrap(model, cfg, mesh):
-    """The model sharded with PyTorch FSDP2 (`fully_shard`, each parameter split over the processes): each decoder
-    layer (or sparse-MoE block) is one unit gathered for its forward and backward, the rest of the model the root.
-    FSDP2 shards parameter by parameter, so frozen base weights and trained LoRA weights share a unit (FSDP1's flat
-    parameters needed them apart). Aurora shards the model itself rather than through accelerate's FSDP plugin,
-    which accelerate enables on GPUs only: the path the CPU test runs is the path GPUs run."""
+def _peak_rss() -> int:
+    """This process's peak resident memory in bytes (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def wrap(model, cfg, mesh, device) -> int:
+    """Shard the model in place with PyTorch FSDP2 (`fully_shard`, each parameter split over the processes): each
+    decoder layer (or sparse-MoE block) is one unit gathered for its forward and backward, the rest of the model
+    the root. Each unit's weights come from rank 0 just before it is sharded, so a GPU holds at most one whole unit
+    besides its shards. FSDP2 shards parameter by parameter, so frozen base weights and trained LoRA weights share
+    a unit (FSDP1's flat parameters needed them apart). Aurora shards the model itself rather than through
+    accelerate's FSDP plugin, which accelerate enables on GPUs only: the path the CPU test runs is the path GPUs
+    run. Returns the bytes received from rank 0."""
     from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
 
     offload = CPUOffloadPolicy() if cfg.fsdp_offload else OffloadPolicy()
@@ -113,11 +143,47 @@ def wrap(model, cfg, mesh):
     units = [m for m in model.modules() if type(m).__name__ == name]
     if not units:
         raise ConfigError(f"fsdp_wrap {cfg.fsdp_wrap}: the model has no {name}; is the base a Mixtral?")
-    for unit in units:  # fully_shard moves each unit to the mesh's GPU as it shards it: never the whole model
+    received = 0
+    for unit in units:
+        received += _from_rank0(unit, device)
         unit.register_forward_hook(_every_weight_in_the_graph)  # before fully_shard: it runs while unsharded
         fully_shard(unit, mesh=mesh, offload_policy=offload)
+    received += _from_rank0(model, device)  # embeddings, final norm, lm_head (and attention with moe_block)
     fully_shard(model, mesh=mesh, offload_policy=offload)
-    return model
+    return received
+
+
+def _from_rank0(module, device) -> int:
+    """Rank 0's values of the module's parameters not yet sharded, on every rank, on `device`; a collective, in the
+    same order on every rank. Rank 0 first sends each weight's name, shape and dtype, so a rank that would receive
+    something else stops with one line instead of reading the bytes wrongly. A bitsandbytes 4-bit weight keeps its
+    quantization state (each rank computed its own while loading). Returns the bytes received (0 on rank 0)."""
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.tensor import DTensor
+
+    rank0 = dist.get_rank() == 0
+    params = [(name, owner, key, param) for name, owner in module.named_modules()
+              for key, param in owner._parameters.items() if param is not None and not isinstance(param, DTensor)]
+    sent = [[f"{name}.{key}", tuple(p.shape), p.dtype] for name, owner, key, p in params]
+    plan = [sent if rank0 else None]
+    dist.broadcast_object_list(plan, src=0)
+    if [n for n, _, _ in plan[0]] != [n for n, _, _ in sent]:
+        raise RuntimeError(f"fsdp: rank {dist.get_rank()} holds other weights than rank 0 (first: {sent[:1]} vs "
+                           f"{plan[0][:1]}); every process must load the same base and LoRA settings")
+    received = 0
+    for (_, owner, key, param), (_, shape, dtype) in zip(params, plan[0]):
+        if rank0:
+            data = param.data.to(device)
+        else:
+            data = torch.empty(shape, dtype=dtype, device=device)
+            received += data.nbytes
+        dist.broadcast(data, src=0)
+        if hasattr(param, "quant_state"):  # bitsandbytes Params4bit: its own attributes travel along
+            owner._parameters[key] = type(param)(data, **param.__dict__)
+        else:
+            owner._parameters[key] = torch.nn.Parameter(data, requires_grad=param.requires_grad)
+    return received
 
 
 def _every_weight_in_the_graph(module, _args, output):

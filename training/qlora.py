@@ -51,8 +51,7 @@ def load_model(cfg, device: str | torch.device = "cpu"):
     kwargs = {"dtype": compute if cfg.load_in_4bit else torch.float32}
     if torch.device(device).type != "cpu" and not cfg.fsdp:
         kwargs["device_map"] = {"": device}  # one whole copy per process (DDP), on this process's GPU
-    if cfg.fsdp:  # sharded later; loaded on the CPU (accelerate's cpu_ram_efficient_loading: rank 0 alone)
-        kwargs["low_cpu_mem_usage"] = True
+    # (under FSDP, fsdp.load_sharded has transformers load the base into host RAM on rank 0 alone)
     if cfg.load_in_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=cfg.double_quant,

@@ -316,7 +316,7 @@ def build_model(t: Trainer, resume: bool = False) -> None:
     t.total_steps = t.cfg.max_steps or per_epoch * t.cfg.epochs
     if t.cfg.fsdp:
         adapter = checkpoints(t.out)[-1] / "adapter_model.safetensors" if resume else None
-        t.model = fsdp.load_in_turn(t.accelerator, lambda: _seeded_model(t.cfg, t.accelerator.device, adapter),
+        t.model = fsdp.load_sharded(t.accelerator, lambda: _seeded_model(t.cfg, t.accelerator.device, adapter),
                                     t.cfg)
         t.trainable = [p for p in t.model.parameters() if p.requires_grad]
         t.optimizer = make_optimizer(t.cfg, t.trainable, fsdp.optimizer_name(t.cfg))
