@@ -14,12 +14,14 @@ train a few steps on random tokens at batch 2 x 1024, and the table gives peak G
     python bench/qlora_gpu.py --device cpu --small  # reduced shape on the CPU (what the test runs)
 
 More than one GPU (`--distributed`, under torchrun): the default recipe under DDP (a whole 4-bit copy per GPU)
-and under FSDP (aurora_training.fsdp.wrap: the base sharded, as `aurora-train run` with fsdp: true), one after the
-other in the same processes, with the highest per-GPU peak, the tokens/s of all GPUs together, and
+and under FSDP with each wrap, decoder_layer and moe_block (aurora_training.fsdp.wrap: the base sharded from rank
+0's copy, as `aurora-train run` with fsdp: true), one after the other in the same processes, with the highest
+per-GPU peak, the tokens/s of all GPUs together, the weights a process held whole at once, and
 `aurora-train estimate --gpus N [--fsdp]` beside each:
 
     torchrun --nproc_per_node 2 bench/qlora_gpu.py --distributed            # 2 CUDA GPUs
     torchrun --nproc_per_node 2 bench/qlora_gpu.py --distributed --device cpu --small   # gloo (the test)
+    torchrun --nproc_per_node 2 bench/qlora_gpu.py --distributed --device cpu --quarter --rows moe_block
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from aurora_training.estimate import estimate
 
 SMALL = MixtralShape(vocab_size=2000, hidden_size=256, intermediate_size=512, num_layers=2, num_heads=4,
                      num_kv_heads=2, num_experts=4, experts_per_token=2)
+# Mixtral-8x7B's proportions at a quarter of its width and vocabulary, 4 layers (CPU runs of the FSDP wraps)
+QUARTER = MixtralShape(vocab_size=8000, hidden_size=1024, intermediate_size=3584, num_layers=4, num_heads=8,
+                       num_kv_heads=2, num_experts=8, experts_per_token=2)
 RECIPES = {
     "(a) Aurora published: r=8 on q_proj, v_proj": ["q_proj", "v_proj"],
     "(b) aurora-train default: r=8 on q/k/v/o + experts' w1/w2/w3": ["q_proj", "k_proj", "v_proj", "o_proj",
@@ -85,9 +90,31 @@ def build_4bit(shape: MixtralShape, device: torch.device, dtype=torch.bfloat16, 
     return model
 
 
+class GatheredPeak:
+    """The most parameter bytes a process held unsharded at once: FSDP2 registers a unit's gathered weights on its
+    modules in place of the sharded DTensors, so at each module's forward (also the recomputation in backward,
+    with gradient checkpointing) the plain tensors among the model's parameters are what is gathered. Device
+    independent: the same on CPUs as on GPUs."""
+
+    def __init__(self, model):
+        from torch.distributed.tensor import DTensor
+
+        self.peak = 0
+
+        def sample(*_):  # the parameters registered now: FSDP swaps them as it gathers and frees
+            self.peak = max(self.peak, sum(p.nbytes for p in model.parameters() if not isinstance(p, DTensor)))
+
+        self.handles = [m.register_forward_pre_hook(sample) for m in model.modules()
+                        if next(m.parameters(recurse=False), None) is not None]
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
 def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps: int, seq: int, batch: int,
-            mode: str = "single"):
-    """`mode`: single (one process), ddp or fsdp (under torchrun: every process runs it)."""
+            mode: str = "single", wrap: str = "decoder_layer"):
+    """`mode`: single (one process), ddp or fsdp (under torchrun: every process runs it), sharded per `wrap`."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     from aurora_training.qlora import lora_config, quantized_share
@@ -96,7 +123,7 @@ def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    cfg = TrainConfig(base="-", data="-", target_modules=targets, fsdp=mode == "fsdp")
+    cfg = TrainConfig(base="-", data="-", target_modules=targets, fsdp=mode == "fsdp", fsdp_wrap=wrap)
     hold = ("cpu" if torch.distributed.get_rank() == 0 else "meta") if mode == "fsdp" else None
     model = build_4bit(shape, device, hold=hold)  # FSDP: rank 0 holds the weights in host RAM and sends them
     share = quantized_share(model)
@@ -109,6 +136,7 @@ def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps
         from torch.distributed.device_mesh import init_device_mesh
 
         fsdp.wrap(model, cfg, init_device_mesh(device.type, (torch.distributed.get_world_size(),)), device)
+        gathered = GatheredPeak(model)
     else:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -131,6 +159,11 @@ def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     tok_s = batch * seq / (sum(times[1:]) / max(1, len(times) - 1)) if len(times) > 1 else batch * seq / times[0]
+    if mode == "fsdp":
+        gathered.remove()
+        held = gathered.peak
+    else:  # the whole model, all the time
+        held = sum(p.nbytes for p in model.parameters())
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated()
     else:
@@ -146,7 +179,7 @@ def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps
 
         est = per_gpu(est_cfg, torch.distributed.get_world_size(), mode == "fsdp", s=shape)[0][-1][1]
     del model, optimizer
-    return peak, tok_s, est, share, loss.item()
+    return peak, tok_s, est, share, loss.item(), held
 
 
 def distributed(args, shape: MixtralShape) -> int:
@@ -160,22 +193,26 @@ def distributed(args, shape: MixtralShape) -> int:
         torch.cuda.set_device(device)
     targets = list(RECIPES.values())[1]
     rows = []
-    for mode in ("ddp", "fsdp"):
+    for row in args.rows.split(","):
+        mode, wrap = ("ddp", None) if row == "ddp" else ("fsdp", row)
         torch.manual_seed(rank)  # each rank its own tokens, as each takes its own micro-batches
-        peak, tok_s, est, share, loss = measure(shape, targets, device, args.steps, args.seq, args.batch, mode)
-        stats = torch.tensor([peak, tok_s], dtype=torch.float64)
-        gathered = [torch.zeros(2, dtype=torch.float64) for _ in range(world)]
+        peak, tok_s, est, share, loss, held = measure(shape, targets, device, args.steps, args.seq, args.batch, mode,
+                                                      wrap or "decoder_layer")
+        stats = torch.tensor([peak, tok_s, held], dtype=torch.float64)
+        gathered = [torch.zeros(3, dtype=torch.float64) for _ in range(world)]
         torch.distributed.all_gather(gathered, stats)
-        rows.append((mode, max(g[0].item() for g in gathered), sum(g[1].item() for g in gathered), est, share, loss))
+        label = "DDP" if mode == "ddp" else f"FSDP {wrap}"
+        rows.append((label, max(g[0].item() for g in gathered), sum(g[1].item() for g in gathered), est, share, loss,
+                     max(g[2].item() for g in gathered)))
     if rank == 0:
-        kind = "peak GPU memory per GPU" if device.type == "cuda" else "peak RSS per process"
+        kind = "peak GPU memory per GPU" if device.type == "cuda" else "peak RSS per process (all rows so far)"
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         print(f"{world} x {name}; shape: {shape}; batch {args.batch} x {args.seq} per process, {args.steps} steps")
         print(f"\n| {world} processes, default recipe | {kind} GiB | estimate GiB | tokens/s (all) | 4-bit share "
-              "| final loss |\n|---|---:|---:|---:|---:|---:|")
-        for mode, peak, tok_s, est, share, loss in rows:
-            print(f"| {mode.upper()} | {peak / 2**30:.2f} | {est / 2**30:.2f} | {tok_s:,.0f} | {share:.3f} | "
-                  f"{loss:.3f} |", flush=True)
+              "| final loss | weights held whole at once MiB |\n|---|---:|---:|---:|---:|---:|---:|")
+        for label, peak, tok_s, est, share, loss, held in rows:
+            print(f"| {label} | {peak / 2**30:.2f} | {est / 2**30:.2f} | {tok_s:,.0f} | {share:.3f} | "
+                  f"{loss:.3f} | {held / 2**20:,.1f} |", flush=True)
     import gc
 
     gc.collect()  # DDP's and FSDP's wrappers hold the process group: gone before it is (else gloo's threads can
@@ -188,14 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--small", action="store_true", help="reduced shape (2 layers, hidden 256, 4 experts)")
+    parser.add_argument("--quarter", action="store_true",
+                        help="Mixtral-8x7B's proportions at a quarter of its width, 4 layers (for CPU runs)")
     parser.add_argument("--steps", type=int, default=4, help="training steps per recipe (the first is warm-up)")
     parser.add_argument("--seq", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--only", choices=("a", "b"), help="measure one recipe")
     parser.add_argument("--distributed", action="store_true", help="under torchrun: DDP and FSDP side by side")
+    parser.add_argument("--rows", default="ddp,decoder_layer,moe_block",
+                        help="--distributed: which runs, in order (ddp, and the FSDP wraps decoder_layer, moe_block); "
+                             "on CPUs run one per command, since a process's peak RSS spans every row it ran")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    shape = SMALL if args.small else MIXTRAL_8X7B
+    shape = SMALL if args.small else QUARTER if args.quarter else MIXTRAL_8X7B
     if args.distributed:
         return distributed(args, shape)
     kind = "peak GPU memory" if device.type == "cuda" else "peak process RSS"
@@ -207,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, targets in RECIPES.items():
         if args.only and not label.startswith(f"({args.only})"):
             continue
-        peak, tok_s, est, share, loss = measure(shape, targets, device, args.steps, args.seq, args.batch)
+        peak, tok_s, est, share, loss, _ = measure(shape, targets, device, args.steps, args.seq, args.batch)
         print(f"| {label} | {peak / 2**30:.2f} | {est / 2**30:.2f} | {tok_s:,.0f} | {share:.3f} | {loss:.3f} |",
               flush=True)
     return 0

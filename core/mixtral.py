@@ -154,6 +154,8 @@ ALL_SPECS = GLOBAL_TENSORS + BLOCK_TENSORS + EXPERT_TENSORS + OUTPUT_TENSORS
 
 QLORA_4BIT_MODULES = tuple(dict.fromkeys(t.module for t in ALL_SPECS if t.qlora_4bit))
 """Leaf names of the modules QLoRA holds in 4-bit: q/k/v/o and every expert's w1/w2/w3."""
+ATTENTION_MODULES = tuple(t.module for t in BLOCK_TENSORS if t.qlora_4bit)
+"""The 4-bit modules of the attention (q/k/v/o); the rest of QLORA_4BIT_MODULES are the experts'."""
 NOT_QUANTIZED_MODULES = ("gate", "lm_head")
 """Linear modules left in 16-bit: the router (tiny, exported from the 16-bit base) and the output."""
 

@@ -321,6 +321,8 @@ def test_estimate_per_gpu_ddp_fsdp_and_offload():
     assert host > 20 * GiB  # the 4-bit base's shards, every rank's, in host RAM
     constants = {dict(rows)["4-bit quantization constants (every GPU holds all of them)"] for rows in (two, four, off)}
     assert len(constants) == 1 and 0.68 < constants.pop() / GiB < 0.70  # not sharded: absmax lives on the module
+    moe, _ = per_gpu(TrainConfig(fsdp_wrap="moe_block"), 2, fsdp=True)
+    assert moe[-1][1] > two[-1][1]  # the attention weights are the root's then: whole through every step
     result = subprocess.run([str(BIN / "aurora-train"), "estimate", "--gpus", "2", "--fsdp", "--offload"],
                             capture_output=True, text=True)
     assert result.returncode == 0 and "2 GPUs, FSDP with offload, per GPU:" in result.stdout
@@ -368,10 +370,15 @@ def test_qlora_gpu_bench_ddp_and_fsdp_side_by_side_on_two_cpu_processes():
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| DDP")
             or line.startswith("| FSDP")}
-    assert set(rows) == {"DDP", "FSDP"}
-    for row in rows.values():
+    assert set(rows) == {"DDP", "FSDP decoder_layer", "FSDP moe_block"}
+    held = {}
+    for label, row in rows.items():
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[1]) > 0 and float(cells[3].replace(",", "")) > 0 and float(cells[4]) == 1.0
+        held[label] = float(cells[6])
+    # the weights a process held whole at once: DDP all of them; FSDP a unit and the root, which FSDP2 keeps whole
+    # from the forward into the backward, so with moe_block (attention in the root) more than with decoder_layer
+    assert held["DDP"] > held["FSDP moe_block"] > held["FSDP decoder_layer"] > 0
 
 
 def test_qlora_gpu_bench_runs_on_the_cpu_with_a_reduced_shape(capsys):

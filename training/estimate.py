@@ -14,7 +14,8 @@ instead.
 
 from __future__ import annotations
 
-from aurora_core.mixtral import MIXTRAL_8X7B, QLORA_4BIT_MODULES, MixtralShape, module_counts, module_shape
+from aurora_core.mixtral import (ATTENTION_MODULES, MIXTRAL_8X7B, QLORA_4BIT_MODULES, MixtralShape, module_counts,
+                                 module_shape)
 
 from .config import TrainConfig
 
@@ -87,16 +88,29 @@ def per_gpu(cfg: TrainConfig, gpus: int = 1, fsdp: bool = False, offload: bool =
     lora_bytes = lora if cfg.optimizer == "adamw" else lora / (4 + 4 + 2) * (4 + 4 + 8)  # 8-bit state: AdamW's
     # bitsandbytes keeps a 4-bit weight's constants (absmax, nested absmax) on its module, not in the parameter that
     # FSDP shards: every GPU holds all of them, offload or not
-    constants = weights - sum(i * o * n for i, o, n in module_shapes(s).values()) * 0.5 if cfg.load_in_4bit else 0.0
-    sharded = (weights - constants + other + lora_bytes) / gpus
-    gathered = 2 * (weights - constants + lora_bytes) / s.num_layers  # the layer running and the next one, whole
+    shapes = module_shapes(s)
+    packed = sum(i * o * n for i, o, n in shapes.values()) * 0.5 if cfg.load_in_4bit else weights
+    constants = weights - packed
+    sharded = (packed + other + lora_bytes) / gpus
+    # gathered during a step: the root's weights stay whole from the forward into the backward (FSDP2's default for
+    # the root), each unit's only while it runs, plus the next one prefetched
+    attention = sum(i * o * n for m, (i, o, n) in shapes.items() if m in ATTENTION_MODULES)
+    share = attention / sum(i * o * n for i, o, n in shapes.values())  # of the 4-bit weights (and of LoRA, roughly)
+    lora_whole = lora_bytes / 16 * 8  # a unit's LoRA weights and gradients gather whole; AdamW's state stays sharded
+    unit = (packed + lora_whole) / s.num_layers
+    if cfg.fsdp_wrap == "moe_block":  # attention is the root's
+        root, unit = other + share * (packed + lora_whole), unit * (1 - share)
+    else:
+        root = other
     host = 0.0
     if offload:
         host, sharded = sharded * gpus, 0.0
     out = [(f"shard of the weights, LoRA, grads and optimizer state (1/{gpus})" + (" — in host RAM" if offload else ""),
             sharded),
            ("4-bit quantization constants (every GPU holds all of them)", constants),
-           ("two decoder layers gathered (running + prefetched)", gathered),
+           ("root weights held whole during a step: embeddings, lm_head, norms, routers"
+            + (", all attention" if cfg.fsdp_wrap == "moe_block" else ""), root),
+           (f"two {cfg.fsdp_wrap.replace('_', ' ')}s gathered (running + prefetched)", 2 * unit),
            (names[3], saved), (names[4], layer), (names[5], logits), (names[6], context)]
     out.append(("total", sum(b for _, b in out)))
     return out, host
