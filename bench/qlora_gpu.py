@@ -171,7 +171,7 @@ def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     est_cfg = TrainConfig(base="-", data="-", target_modules=targets, batch_size=batch, cutoff_len=seq,
-                          optimizer="adamw" if mode == "fsdp" else "paged_adamw_8bit")
+                          optimizer="adamw" if mode == "fsdp" else "paged_adamw_8bit", fsdp_wrap=wrap)
     if mode == "single":
         est = dict(estimate(est_cfg, shape))["total"]
     else:
