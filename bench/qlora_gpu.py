@@ -110,6 +110,7 @@ class GatheredPeak:
     def remove(self):
         for h in self.handles:
             h.remove()
+        self.handles = []
 
 
 def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps: int, seq: int, batch: int,
@@ -158,9 +159,10 @@ def measure(shape: MixtralShape, targets: list[str], device: torch.device, steps
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
+        if mode == "fsdp":
+            gathered.remove()  # sampled in the first step (warm-up, not timed) only: it costs Python time
     tok_s = batch * seq / (sum(times[1:]) / max(1, len(times) - 1)) if len(times) > 1 else batch * seq / times[0]
     if mode == "fsdp":
-        gathered.remove()
         held = gathered.peak
     else:  # the whole model, all the time
         held = sum(p.nbytes for p in model.parameters())
