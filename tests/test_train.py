@@ -156,11 +156,8 @@ def test_ddp_two_cpu_processes(tiny_base, train_data, tmp_path):
     cfg = write_config(tmp_path / "cfg.yaml", **quick(tiny_base, train_data, tmp_path / "ddp", max_steps=6,
                                                       load_in_4bit=False, optimizer="adamw"))
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    with socket.socket() as s:  # a free port on this machine for the rendezvous
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-                             "--master_port", str(port),
+                             "--master_port", str(free_port()),
                              str(BIN / "aurora-train"), "run", str(cfg), "--no-progress"],
                             capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -170,13 +167,16 @@ def test_ddp_two_cpu_processes(tiny_base, train_data, tmp_path):
     assert (tmp_path / "ddp" / "adapter" / "adapter_model.safetensors").is_file()
 
 
-def torchrun(argv: list, start_new_session: bool = False, **kw):
-    """`aurora-train ARGV` in 2 processes over gloo on this machine's CPUs (a free rendezvous port)."""
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
-           str(BIN / "aurora-train"), *map(str, argv), "--no-progress"]
+        return s.getsockname()[1]
+
+
+def torchrun(argv: list, start_new_session: bool = False, **kw):
+    """`aurora-train ARGV` in 2 processes over gloo on this machine's CPUs (a free rendezvous port)."""
+    cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+           str(free_port()), str(BIN / "aurora-train"), *map(str, argv), "--no-progress"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if start_new_session:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -184,32 +184,46 @@ def torchrun(argv: list, start_new_session: bool = False, **kw):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, **kw)
 
 
-@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
-def test_fsdp_two_cpu_processes_4bit_learn_resume_and_export(tiny_base, train_data, tmp_path):
-    """FSDP2 over gloo with 2 CPU processes, the base in bitsandbytes 4-bit (each rank holds half of every packed
-    weight): rank 0 alone loads the base and broadcasts it, the loss falls, the adapter is the usual PEFT folder, a
-    run killed with SIGKILL after a checkpoint resumes to the bitwise same adapter, so does a run with FSDP2's CPU
-    offload, and the adapter exports to a GGUF that chats."""
+def loads(stderr: str) -> dict[int, tuple[float, float]]:
+    """Each rank's (MiB it loaded itself, MiB it received from rank 0), from its log line."""
+    return {int(r): (float(held), float(got)) for r, held, got in re.findall(
+        r"rank (\d) loaded ([\d.]+) MiB of the base itself and received ([\d.]+) MiB from rank 0", stderr)}
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(tiny_base, train_data, tmp_path_factory):
+    """An uninterrupted FSDP run on 2 CPU processes, 4-bit, 8 steps with a checkpoint at step 4: (config, run
+    folder, its stderr)."""
+    folder = tmp_path_factory.mktemp("fsdp")
     values = quick(tiny_base, train_data, "unused", max_steps=8, save_every=4, fsdp=True,
                    optimizer="paged_adamw_8bit")  # replaced under FSDP, with a notice
-    cfg = write_config(tmp_path / "cfg.yaml", **values)
-    full = torchrun(["run", cfg, f"out={tmp_path / 'full'}"])
+    cfg = write_config(folder / "cfg.yaml", **values)
+    full = torchrun(["run", cfg, f"out={folder / 'full'}"])
     assert full.returncode == 0, full.stderr[-3000:]
-    assert "paged_adamw_8bit cannot be checkpointed under FSDP; using adamw" in full.stderr
-    loads = dict((int(r), (float(held), float(got))) for r, held, got in re.findall(
-        r"rank (\d) loaded ([\d.]+) MiB of the base itself and received ([\d.]+) MiB from rank 0", full.stderr))
-    assert loads[0][0] > 0 and loads[0][1] == 0  # rank 0 alone holds the whole base in host RAM ...
-    assert loads[1] == (0, loads[0][0])  # ... the other rank none of it: it receives every weight
-    rows = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    return cfg, folder / "full", full.stderr
+
+
+@pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
+def test_fsdp_two_cpu_processes_4bit_learn_resume_and_export(fsdp_run, tiny_base, tmp_path):
+    """FSDP2 over gloo with 2 CPU processes, the base in bitsandbytes 4-bit (each rank holds half of every packed
+    weight): rank 0 alone loads the base and broadcasts it, the loss falls, the adapter is the usual PEFT folder, a
+    run killed with SIGKILL after a checkpoint resumes to the bitwise same adapter, and the adapter exports to a
+    GGUF that chats."""
+    cfg, full, stderr = fsdp_run
+    assert "paged_adamw_8bit cannot be checkpointed under FSDP; using adamw" in stderr
+    ranks = loads(stderr)
+    assert ranks[0][0] > 0 and ranks[0][1] == 0  # rank 0 alone holds the whole base in host RAM ...
+    assert ranks[1] == (0, ranks[0][0])  # ... the other rank none of it: it receives every weight
+    rows = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 9)) and all(r["world_size"] == 2 for r in rows)
     assert rows[-1]["loss"] < rows[0]["loss"] - 1.0  # it learns
     single = subprocess.run([str(BIN / "aurora-train"), "run", str(cfg), f"out={tmp_path / 'single'}", "max_steps=1",
                              "fsdp=false", "--no-progress"], capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
-    a = _adapter_tensors(tmp_path / "full" / "adapter")
+    a = _adapter_tensors(full / "adapter")
     one = _adapter_tensors(tmp_path / "single" / "adapter")
     assert a.keys() == one.keys() and all(a[k].shape == one[k].shape for k in a)  # the same adapter format
-    shards = tmp_path / "full" / "checkpoints" / "step-000004" / "shards"
+    shards = full / "checkpoints" / "step-000004" / "shards"
     assert {p.name for p in shards.iterdir()} == {"optimizer", "rng-rank0.pt", "rng-rank1.pt"}
 
     part = tmp_path / "part"
@@ -225,23 +239,77 @@ def test_fsdp_two_cpu_processes_4bit_learn_resume_and_export(tiny_base, train_da
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     b = _adapter_tensors(part / "adapter")
     assert all(torch.equal(a[k], b[k]) for k in a)  # bitwise, on the CPU with a fixed seed
-    offload = torchrun(["run", cfg, f"out={tmp_path / 'offload'}", "fsdp_offload=true"])
-    assert offload.returncode == 0, offload.stderr[-3000:]
-    assert "no CUDA GPU, so they are there already" in offload.stderr
-    c = _adapter_tensors(tmp_path / "offload" / "adapter")
-    assert all(torch.equal(a[k], c[k]) for k in a)  # FSDP2's CPU offload path: where the shards live, same result
     one_proc = subprocess.run([str(BIN / "aurora-train"), "run", str(cfg), f"out={part}", "--resume",
                                "--no-progress"], capture_output=True, text=True, timeout=300)
     assert one_proc.returncode == 2 and "fsdp: true needs 2 or more processes" in one_proc.stderr
 
     gguf = tmp_path / "fsdp-q8_0.gguf"
     export = subprocess.run([str(BIN / "aurora-export"), "gguf", "--base", str(tiny_base), "--adapter",
-                             str(tmp_path / "full" / "adapter"), "--out", str(gguf), "--type", "q8_0", "--no-progress"],
+                             str(full / "adapter"), "--out", str(gguf), "--type", "q8_0", "--no-progress"],
                             capture_output=True, text=True, timeout=600)
     assert export.returncode == 0, export.stderr[-2000:]
     chat = subprocess.run([str(BIN / "aurora-chat"), str(gguf), "--prompt", "你好", "--max-tokens", "4",
                            "--temperature", "0"], capture_output=True, text=True, timeout=300)
     assert chat.returncode == 0, chat.stderr
+
+
+@pytest.mark.slow
+def test_fsdp_with_cpu_offload_gives_the_same_adapter(fsdp_run, tmp_path):
+    """FSDP2's CPU offload path (the shards and the optimizer step in host RAM): on CPUs it changes where nothing
+    lives, so the adapter is bitwise the one without offload; a notice says offload changes nothing here."""
+    cfg, full, _ = fsdp_run
+    offload = torchrun(["run", cfg, f"out={tmp_path / 'offload'}", "fsdp_offload=true"])
+    assert offload.returncode == 0, offload.stderr[-3000:]
+    assert "no CUDA GPU, so they are there already" in offload.stderr
+    a, c = _adapter_tensors(full / "adapter"), _adapter_tensors(tmp_path / "offload" / "adapter")
+    assert a.keys() == c.keys() and all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_fsdp_across_two_machines_loads_once(fsdp_run, tmp_path):
+    """Two torchrun agents as two machines of one process each (static rendezvous over TCP): the first process of
+    the second machine loads nothing itself (rank 0 alone reads the base), and the adapter is bitwise the one of
+    one machine with two processes."""
+    cfg, full, _ = fsdp_run
+    port = free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    nodes = [subprocess.Popen([str(BIN / "torchrun"), "--nnodes", "2", "--node_rank", str(n), "--nproc_per_node", "1",
+                               "--master_addr", "127.0.0.1", "--master_port", str(port), str(BIN / "aurora-train"),
+                               "run", str(cfg), f"out={tmp_path / 'two'}", "--no-progress"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (0, 1)]
+    outputs = [node.communicate(timeout=900) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    ranks = loads(outputs[0][1] + outputs[1][1])
+    assert ranks[0][0] > 0 and ranks[1] == (0, ranks[0][0])  # the second machine's LOCAL_RANK 0 loaded nothing
+    a, b = _adapter_tensors(full / "adapter"), _adapter_tensors(tmp_path / "two" / "adapter")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_folder_that_machines_do_not_share_is_one_line(tmp_path):
+    """Two processes whose run folder is a different folder at the same path, as on two machines without a shared
+    file system (here: each rank is given its own folder): every rank stops with one line naming the blind rank."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from aurora_training.config import ConfigError\n"
+        "from aurora_training.train import shared_folder\n"
+        "rank = int(os.environ['RANK'])\n"
+        f"folder = Path({str(tmp_path)!r}) / ('shared' if len(sys.argv) > 1 else f'machine{{rank}}')\n"
+        "try:\n"
+        "    shared_folder(folder)\n"
+        "    print(f'rank {rank}: shared')\n"
+        "except ConfigError as exc:\n"
+        "    print(f'rank {rank}: {exc}')\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for extra, expect in (([], "is not the same folder on every machine (rank 1 on"), (["same"], "shared")):
+        result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                                 "--master_port", str(free_port()), str(script), *extra],
+                                capture_output=True, text=True, timeout=300, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        lines = sorted(line for line in result.stdout.splitlines() if line.startswith("rank "))
+        assert len(lines) == 2 and all(expect in line for line in lines), lines
+    assert not list((tmp_path / "shared").glob(".aurora-shared-*"))  # the token is gone again
 
 
 # ---------------------------------------------------------------- bad input, before any model is loaded
@@ -362,11 +430,8 @@ def test_fsdp_set_up_mistakes_are_one_line_before_any_model(tiny_base, train_dat
 @pytest.mark.slow
 def test_qlora_gpu_bench_ddp_and_fsdp_side_by_side_on_two_cpu_processes():
     path = Path(__file__).resolve().parents[1] / "bench" / "qlora_gpu.py"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-                             "--master_port", str(port), str(path), "--distributed", "--device", "cpu", "--small",
+                             "--master_port", str(free_port()), str(path), "--distributed", "--device", "cpu", "--small",
                              "--steps", "2", "--seq", "64"], capture_output=True, text=True, timeout=600,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr[-3000:]

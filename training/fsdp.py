@@ -81,10 +81,14 @@ def quant_storage(cfg):
 def loading_from_rank0():
     """transformers' own FSDP loading while `from_pretrained` runs (the switches accelerate's FSDP plugin sets): on
     a GPU each weight is quantized there and moved to host RAM one at a time, on local rank 0 only; the other ranks
-    quantize too (so they hold the same quantization state) but keep the weights on the meta device. Without it
+    quantize too (so they hold the same quantization state) but keep the weights on the meta device, also the
+    first process on each other machine. Without it
     bitsandbytes puts the whole 4-bit base on each process's GPU (transformers' `update_device_map`): about
     24 GiB for Mixtral-8x7B, more than a 24 GB card has before anything is sharded."""
-    switches = {"ACCELERATE_USE_FSDP": "true", "FSDP_CPU_RAM_EFFICIENT_LOADING": "true"}
+    # transformers loads on LOCAL_RANK 0, one process per machine; the weights come from global rank 0 alone, so on
+    # the other machines no process loads them either
+    local = "0" if int(os.environ.get("RANK", "0")) == 0 else str(max(1, int(os.environ.get("LOCAL_RANK", "1"))))
+    switches = {"ACCELERATE_USE_FSDP": "true", "FSDP_CPU_RAM_EFFICIENT_LOADING": "true", "LOCAL_RANK": local}
     before = {k: os.environ.get(k) for k in switches}
     os.environ.update(switches)
     try:

@@ -181,6 +181,38 @@ def checkpoints(out: Path) -> list[Path]:
     return sorted(p for p in folder.glob("step-*") if (p / "state.json").is_file()) if folder.is_dir() else []
 
 
+def shared_folder(out: Path) -> None:
+    """With several processes, every one must see the same run folder: each rank writes its part of a checkpoint
+    there and reads it back on --resume. Rank 0 leaves a token in it and every rank looks for it; where a machine
+    sees another folder at that path, every rank stops with one line. Starts the process group (accelerate's,
+    which the Accelerator reuses)."""
+    import socket
+    import uuid
+
+    import torch
+    import torch.distributed as dist
+    from accelerate import PartialState
+
+    PartialState(cpu=not torch.cuda.is_available())
+    writable_folder(out, "out", ConfigError)
+    token = [uuid.uuid4().hex if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(token, src=0)
+    probe = out / f".aurora-shared-{token[0]}"
+    if dist.get_rank() == 0:
+        probe.write_text(token[0])
+    dist.barrier()
+    blind = [None] * dist.get_world_size()
+    dist.all_gather_object(blind, None if probe.is_file() else socket.gethostname())
+    dist.barrier()
+    if dist.get_rank() == 0:
+        probe.unlink()
+    for rank, host in enumerate(blind):
+        if host is not None:
+            raise ConfigError(f"out: {out} is not the same folder on every machine (rank {rank} on {host} does not "
+                              "see rank 0's files); put the run folder on a file system every machine mounts at the "
+                              "same path (NFS or a cluster file system)")
+
+
 def save_checkpoint(out: Path, weights: dict, optimizer, scheduler, state: TrainState, keep: int,
                     shards: Path | None = None) -> Path:
     """Everything needed to resume, written to a temporary folder and renamed (a kill leaves no half). `weights`:
@@ -294,6 +326,8 @@ def prepare_inputs(cfg: TrainConfig, resume: bool) -> Trainer:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out {out}: is a file; choose a folder for the run")
+    if fsdp.world_size() > 1:
+        shared_folder(out)
     if not resume and checkpoints(out):
         raise ConfigError(f"out: {cfg.out} already holds checkpoints; pass --resume to continue, or choose another out")
     if resume and not checkpoints(out):
