@@ -196,7 +196,8 @@ def fsdp_run(tiny_base, train_data, tmp_path_factory):
     folder, its stderr)."""
     folder = tmp_path_factory.mktemp("fsdp")
     values = quick(tiny_base, train_data, "unused", max_steps=8, save_every=4, fsdp=True,
-                   optimizer="paged_adamw_8bit")  # replaced under FSDP, with a notice
+                   optimizer="paged_adamw_8bit",  # replaced under FSDP, with a notice
+                   train_router=True, router_aux_loss_coef=0.02)  # the router trains too, with its balancing loss
     cfg = write_config(folder / "cfg.yaml", **values)
     full = torchrun(["run", cfg, f"out={folder / 'full'}"])
     assert full.returncode == 0, full.stderr[-3000:]
@@ -206,8 +207,8 @@ def fsdp_run(tiny_base, train_data, tmp_path_factory):
 @pytest.mark.slow  # runs in CI (./run test), not in ./run test --fast
 def test_fsdp_two_cpu_processes_4bit_learn_resume_and_export(fsdp_run, tiny_base, tmp_path):
     """FSDP2 over gloo with 2 CPU processes, the base in bitsandbytes 4-bit (each rank holds half of every packed
-    weight): rank 0 alone loads the base and broadcasts it, the loss falls, the adapter is the usual PEFT folder, a
-    run killed with SIGKILL after a checkpoint resumes to the bitwise same adapter, and the adapter exports to a
+    weight): rank 0 alone loads the base and broadcasts it, the loss falls (LoRA and the router train), the adapter
+    is the usual PEFT folder, a run killed with SIGKILL after a checkpoint resumes to the bitwise same adapter, and the adapter exports to a
     GGUF that chats."""
     cfg, full, stderr = fsdp_run
     assert "paged_adamw_8bit cannot be checkpointed under FSDP; using adamw" in stderr
@@ -223,6 +224,14 @@ def test_fsdp_two_cpu_processes_4bit_learn_resume_and_export(fsdp_run, tiny_base
     a = _adapter_tensors(full / "adapter")
     one = _adapter_tensors(tmp_path / "single" / "adapter")
     assert a.keys() == one.keys() and all(a[k].shape == one[k].shape for k in a)  # the same adapter format
+    from safetensors import safe_open
+
+    gate = "model.layers.0.block_sparse_moe.gate.weight"
+    [base] = [f.get_tensor(gate) for shard in tiny_base.glob("*.safetensors")
+              for f in [safe_open(str(shard), "pt")] if gate in f.keys()]
+    trained = a[f"base_model.model.{gate}"]
+    assert trained.dtype == one[f"base_model.model.{gate}"].dtype == torch.float32  # as without FSDP
+    assert not torch.equal(trained, base.float())  # the router trained
     shards = full / "checkpoints" / "step-000004" / "shards"
     assert {p.name for p in shards.iterdir()} == {"optimizer", "rng-rank0.pt", "rng-rank1.pt"}
 

@@ -76,7 +76,21 @@ def load_model(cfg, device: str | torch.device = "cpu"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     torch.manual_seed(cfg.seed)  # LoRA A initialisation
-    return get_peft_model(model, lora_config(cfg))
+    model = get_peft_model(model, lora_config(cfg))
+    if cfg.fsdp:
+        _trained_in_float32(model)
+    return model
+
+
+def _trained_in_float32(model) -> None:
+    """Under FSDP the base stays in the compute dtype, but what trains is float32 as without FSDP (AdamW on 16-bit
+    weights loses small updates): peft makes LoRA float32, and the router's trained copy (`train_router`) is cast
+    here, since FSDP2 wants one dtype for the trained weights of a unit. Its input is cast to float32 too; Mixtral
+    takes the router's softmax in float32 anyway."""
+    for name, module in model.named_modules():
+        if name.endswith(".modules_to_save.default") and any(p.requires_grad for p in module.parameters()):
+            module.float()
+            module.register_forward_pre_hook(lambda m, args: tuple(a.float() for a in args))
 
 
 def lora_config(cfg):
