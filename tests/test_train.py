@@ -187,7 +187,7 @@ def torchrun(argv: list, start_new_session: bool = False, **kw):
 def loads(stderr: str) -> dict[int, tuple[float, float]]:
     """Each rank's (MiB it loaded itself, MiB it received from rank 0), from its log line."""
     return {int(r): (float(held), float(got)) for r, held, got in re.findall(
-        r"rank (\d) loaded ([\d.]+) MiB of the base itself and received ([\d.]+) MiB from rank 0", stderr)}
+        r"rank (\d) held ([\d.]+) MiB of the base after loading and received ([\d.]+) MiB from rank 0", stderr)}
 
 
 @pytest.fixture(scope="module")

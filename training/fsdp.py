@@ -117,7 +117,7 @@ def load_sharded(accelerator, load, cfg):
     device = torch.device(accelerator.device)
     held = sum(p.nbytes for p in model.parameters() if not p.is_meta)
     received = wrap(model, cfg, init_device_mesh(device.type, (accelerator.num_processes,)), device)
-    print(f"aurora-train: rank {accelerator.process_index} loaded {held / 2**20:.1f} MiB of the base itself and "
+    print(f"aurora-train: rank {accelerator.process_index} held {held / 2**20:.1f} MiB of the base after loading and "
           f"received {received / 2**20:.1f} MiB from rank 0 in {time.time() - start:.1f} s; peak host RAM "
           f"{_peak_rss() / 2**30:.2f} GiB", file=sys.stderr, flush=True)
     return model
