@@ -105,7 +105,7 @@ def load_sharded(accelerator, load, cfg):
     """Load the base once and shard it: rank 0 holds the whole 4-bit base in host RAM (about 24 GiB for
     Mixtral-8x7B), the other ranks none of it; unit by unit, rank 0 broadcasts the weights and every rank keeps
     its shard (accelerate's `fsdp_cpu_ram_efficient_loading`, for FSDP2). One line per process says what it
-    loaded and what it received."""
+    held after loading and what it received."""
     import time
 
     import torch
