@@ -60,14 +60,16 @@ def build_4bit(shape: MixtralShape, device: torch.device, dtype=torch.bfloat16, 
                            max_position_embeddings=4096, use_cache=False)
     with init_empty_weights():
         model = MixtralForCausalLM(config)
-    g = torch.Generator(device="cpu").manual_seed(0)
+    # drawn where it is quantized (on a GPU: seconds, not minutes), from one seed: every rank draws the same weights,
+    # so the quantization constants of the ranks that keep none (hold="meta") match the weights rank 0 sends
+    g = torch.Generator(device=device).manual_seed(0)
     for layer in model.model.layers:  # one layer at a time: at most one projection in 16-bit at once
         for name, module in list(layer.named_modules()):
             leaf = name.rsplit(".", 1)[-1]
             if leaf not in QLORA_4BIT_MODULES:
                 continue
             parent = layer.get_submodule(name.rsplit(".", 1)[0]) if "." in name else layer
-            w = (torch.randn(module.out_features, module.in_features, generator=g) * 0.02).to(dtype)
+            w = (torch.randn(module.out_features, module.in_features, generator=g, device=device) * 0.02).to(dtype)
             q = bnb.nn.Linear4bit(module.in_features, module.out_features, bias=False, compute_dtype=dtype,
                                   compress_statistics=True, quant_type="nf4", device="meta")
             q.weight = bnb.nn.Params4bit(w, requires_grad=False, compress_statistics=True, quant_type="nf4")

@@ -294,6 +294,43 @@ def test_fsdp_across_two_machines_loads_once(fsdp_run, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
+def test_fsdp_ranks_dequantize_with_rank_0s_constants(tiny_base, tmp_path):
+    """A rank whose bitsandbytes computed other quantization constants (here: rank 1's absmax altered after
+    loading, as a machine that rounds differently would) gets rank 0's with the weights, so every rank
+    dequantizes the same base."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import sys, torch, torch.distributed as dist\n"
+        "from accelerate import Accelerator\n"
+        "import bitsandbytes as bnb\n"
+        "from aurora_training import fsdp\n"
+        "from aurora_training.config import TrainConfig\n"
+        "from aurora_training.qlora import load_model\n"
+        f"cfg = TrainConfig(base={str(tiny_base)!r}, data='-', fsdp=True)\n"
+        "acc = Accelerator(cpu=True)\n"
+        "def load():\n"
+        "    model = load_model(cfg, 'cpu')\n"
+        "    if dist.get_rank() == 1:\n"
+        "        for m in model.modules():\n"
+        "            if isinstance(m, bnb.nn.Linear4bit):\n"
+        "                m.quant_state.absmax.add_(1)\n"
+        "    return model\n"
+        "model = fsdp.load_sharded(acc, load, cfg)\n"
+        "mine = torch.cat([m.quant_state.absmax.float().flatten() for m in model.modules()\n"
+        "                  if isinstance(m, bnb.nn.Linear4bit)])\n"
+        "both = [torch.zeros_like(mine) for _ in range(2)]\n"
+        "dist.all_gather(both, mine)\n"
+        "print(f'rank {dist.get_rank()}: same constants {torch.equal(both[0], both[1])}')\n"
+        "dist.barrier()\n")
+    result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                             "--master_port", str(free_port()), str(script)], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(x for x in result.stdout.splitlines() if x.startswith("rank")) == \
+        ["rank 0: same constants True", "rank 1: same constants True"]
+
+
 def test_a_run_folder_that_machines_do_not_share_is_one_line(tmp_path):
     """Two processes whose run folder is a different folder at the same path, as on two machines without a shared
     file system (here: each rank is given its own folder): every rank stops with one line naming the blind rank."""

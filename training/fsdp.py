@@ -163,8 +163,8 @@ def wrap(model, cfg, mesh, device) -> int:
 def _from_rank0(module, device) -> int:
     """Rank 0's values of the module's parameters not yet sharded, on every rank, on `device`; a collective, in the
     same order on every rank. Rank 0 first sends each weight's name, shape and dtype, so a rank that would receive
-    something else stops with one line instead of reading the bytes wrongly. A bitsandbytes 4-bit weight keeps its
-    quantization state (each rank computed its own while loading). Returns the bytes received (0 on rank 0)."""
+    something else stops with one line instead of reading the bytes wrongly. A bitsandbytes 4-bit weight's
+    quantization constants come from rank 0 too. Returns the weight bytes received (0 on rank 0)."""
     import torch
     import torch.distributed as dist
     from torch.distributed.tensor import DTensor
@@ -187,10 +187,25 @@ def _from_rank0(module, device) -> int:
             received += data.nbytes
         dist.broadcast(data, src=0)
         if hasattr(param, "quant_state"):  # bitsandbytes Params4bit: its own attributes travel along
+            _quant_state_from_rank0(param.quant_state, device)
             owner._parameters[key] = type(param)(data, **param.__dict__)
         else:
             owner._parameters[key] = torch.nn.Parameter(data, requires_grad=param.requires_grad)
     return received
+
+
+def _quant_state_from_rank0(state, device) -> None:
+    """Rank 0's quantization constants over this rank's (in place): each rank computed its own from the same
+    checkpoint, but a machine whose bitsandbytes or GPU rounds differently must not dequantize rank 0's weights
+    with its own constants."""
+    import torch
+    import torch.distributed as dist
+
+    state.to(device)
+    nested = [state.state2.absmax, state.state2.code] if state.nested else []
+    for tensor in [state.absmax, state.code, *nested, state.offset]:
+        if isinstance(tensor, torch.Tensor):
+            dist.broadcast(tensor, src=0)
 
 
 def _every_weight_in_the_graph(module, _args, output):
