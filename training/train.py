@@ -513,6 +513,11 @@ def finish(t: Trainer, state: TrainState) -> Path:
     if t.main_process:
         write_adapter(t.peft_model, adapter, t.cfg, provenance(t, state), weights)
         plot_loss(t.out / "metrics.jsonl", t.out / "loss.png")
+    import gc
+
+    t.model = t.optimizer = t.scheduler = None  # DDP's and FSDP's modules hold the process group: gone before it
+    gc.collect()  # is (else gloo's threads can outlive it at exit: "terminate called without an active exception")
+    t.accelerator.wait_for_everyone()
     t.accelerator.end_training()
     return adapter
 
