@@ -208,8 +208,8 @@ def fsdp_run(tiny_base, train_data, tmp_path_factory):
 def test_fsdp_two_cpu_processes_4bit_learn_resume_and_export(fsdp_run, tiny_base, tmp_path):
     """FSDP2 over gloo with 2 CPU processes, the base in bitsandbytes 4-bit (each rank holds half of every packed
     weight): rank 0 alone loads the base and broadcasts it, the loss falls (LoRA and the router train), the adapter
-    is the usual PEFT folder, a run killed with SIGKILL after a checkpoint resumes to the bitwise same adapter, and the adapter exports to a
-    GGUF that chats."""
+    is the usual PEFT folder, a run killed with SIGKILL after a checkpoint resumes to the bitwise same adapter, and
+    the adapter exports to a GGUF that chats."""
     cfg, full, stderr = fsdp_run
     assert "paged_adamw_8bit cannot be checkpointed under FSDP; using adamw" in stderr
     ranks = loads(stderr)

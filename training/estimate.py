@@ -105,8 +105,8 @@ def per_gpu(cfg: TrainConfig, gpus: int = 1, fsdp: bool = False, offload: bool =
     host = 0.0
     if offload:
         host, sharded = sharded * gpus, 0.0
-    out = [(f"shard of the weights, LoRA, grads and optimizer state (1/{gpus})" + (" — in host RAM" if offload else ""),
-            sharded),
+    where = " — in host RAM" if offload else ""
+    out = [(f"shard of the weights, LoRA, grads and optimizer state (1/{gpus}){where}", sharded),
            ("4-bit quantization constants (every GPU holds all of them)", constants),
            ("root weights held whole during a step: embeddings, lm_head, norms, routers"
             + (", all attention" if cfg.fsdp_wrap == "moe_block" else ""), root),
