@@ -143,3 +143,52 @@ def test_a_folders_knowledge_base_applies_to_its_chats(qtbot, window, indexed):
     assert question.sources and question.sources[0]["path"].endswith("报告.docx")
     w.store.set_settings(conv, {"knowledge_base": None})  # the chat's own "none" leaves the folder's in place
     assert w.store.effective(conv)[1]["knowledge_base"] == indexed
+
+
+def _settings_dialog(qtbot, w, change) -> None:
+    """File → Chat settings through the real modal dialog: `change(dialog)` sets its widgets, then OK."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from aurora_desktop.ui.dialogs import ChatSettingsDialog
+
+    seen = []
+
+    def fill() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, ChatSettingsDialog):
+            QTimer.singleShot(10, fill)
+            return
+        seen.append(dialog)
+        change(dialog)
+        dialog.accept()
+
+    QTimer.singleShot(0, fill)
+    w.edit_chat_settings()
+    assert seen
+
+
+def test_a_chat_follows_its_folder_until_it_says_otherwise(qtbot, window, indexed):
+    """The chat-settings dialog of a chat in a folder shows the folder's values; OK without a change keeps the chat
+    following the folder (a later change of the folder applies), and "None" turns the folder's knowledge base off
+    for this chat alone."""
+    w = window
+    folder = w.store.create_folder("读书", system="用中文回答。", settings={**QUICK, "knowledge_base": indexed})
+    conv = w.store.create("", folder_id=folder)
+    w.open_chat(conv)
+    shown = {}
+    _settings_dialog(qtbot, w, lambda d: shown.update(t=d.temperature.value(), kb=d.knowledge_base.currentData(),
+                                                      hint=d.system.placeholderText()))
+    assert shown == {"t": 0.0, "kb": indexed, "hint": "From the folder: 用中文回答。"}
+    own = w.store.conversation(conv).settings
+    assert all(v is None for v in own.values()), own  # nothing of its own: the folder's values, else the defaults
+    w.store.update_folder(folder, settings={**QUICK, "temperature": 0.5, "knowledge_base": indexed})
+    assert w.store.effective(conv)[1]["temperature"] == 0.5  # still the folder's
+
+    _settings_dialog(qtbot, w, lambda d: d.knowledge_base.setCurrentIndex(d.knowledge_base.findData("")))
+    assert w.store.conversation(conv).settings["knowledge_base"] == ""
+    assert w.store.effective(conv)[1]["knowledge_base"] == ""  # this chat: none, the folder keeps its own
+    send(qtbot, w, "营业收入增长了多少？")
+    assert not w.store.branch(conv)[0].sources
+    other = w.store.create("", folder_id=folder)
+    assert w.store.effective(other)[1]["knowledge_base"] == indexed

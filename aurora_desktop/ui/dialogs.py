@@ -163,16 +163,29 @@ POLICIES = ("drop_oldest", "stop")
 
 
 class ChatSettingsDialog(QDialog):
-    """A conversation's system prompt, sampling and context policy."""
+    """A conversation's (or a folder's) system prompt, sampling, context policy and knowledge base.
 
-    def __init__(self, system: str | None, settings: dict, parent=None) -> None:
+    For a chat in a folder, `inherited` holds the folder's settings: the dialog shows the values the chat runs with,
+    and a value left as the folder's is saved as None, so the chat keeps following its folder. A chat can still
+    choose no knowledge base where its folder has one (saved as "")."""
+
+    def __init__(self, system: str | None, settings: dict, parent=None, inherited: dict | None = None,
+                 inherited_system: str | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(tr("Chat settings"))
         d = SamplingSettings()
+        defaults = {"temperature": d.temperature, "top_p": d.top_p, "max_tokens": d.max_tokens,
+                    "context_policy": POLICIES[0], "knowledge_base": ""}
+        # what the chat runs with where it sets nothing itself (None: not in a folder, every value its own)
+        self.inherited = None if inherited is None else \
+            {**defaults, **{k: v for k, v in inherited.items() if v is not None}}
+        settings = {**(self.inherited or {}), **{k: v for k, v in settings.items() if v is not None}}
         layout = QVBoxLayout(self)
         form = QFormLayout()
         self.system = QPlainTextEdit(system or "")
-        self.system.setPlaceholderText(tr("e.g. You are a helpful assistant. Answer in Chinese."))
+        self.system.setPlaceholderText(tr("From the folder: {prompt}").format(prompt=inherited_system)
+                                       if inherited_system else
+                                       tr("e.g. You are a helpful assistant. Answer in Chinese."))
         self.system.setMaximumHeight(90)
         form.addRow(tr("System prompt") + ":", self.system)
         self.temperature = _double(0.0, 2.0, settings.get("temperature", d.temperature), 0.05)
@@ -204,10 +217,16 @@ class ChatSettingsDialog(QDialog):
         layout.addWidget(buttons)
 
     def values(self) -> tuple[str | None, dict]:
-        return (self.system.toPlainText().strip() or None,
-                {"temperature": self.temperature.value(), "top_p": self.top_p.value(),
-                 "max_tokens": self.max_tokens.value(), "context_policy": self.policy.currentData(),
-                 "knowledge_base": self.knowledge_base.currentData() or None})
+        """(system prompt or None, settings): in a folder, None where the value is what the chat would run with
+        anyway (the folder's, else the default)."""
+        chosen = {"temperature": self.temperature.value(), "top_p": self.top_p.value(),
+                  "max_tokens": self.max_tokens.value(), "context_policy": self.policy.currentData(),
+                  "knowledge_base": self.knowledge_base.currentData() or ""}
+        if self.inherited is None:
+            chosen["knowledge_base"] = chosen["knowledge_base"] or None
+        else:
+            chosen = {k: None if self.inherited[k] == v else v for k, v in chosen.items()}
+        return self.system.toPlainText().strip() or None, chosen
 
 
 def _double(lo: float, hi: float, value: float, step: float) -> QDoubleSpinBox:

@@ -328,7 +328,10 @@ class MainWindow(ModelsAndFiles, QMainWindow):
         if self.session.chat is None:
             self.new_chat()
         chat = self.session.chat
-        dialog = ChatSettingsDialog(chat.system, chat.settings or {}, self)
+        folder = self.store.folder(chat.folder_id) if chat.folder_id else None
+        dialog = ChatSettingsDialog(chat.system, chat.settings or {}, self,
+                                    inherited=folder.settings if folder else None,
+                                    inherited_system=folder.system if folder else None)
         if dialog.exec():
             system, settings = dialog.values()
             self.store.set_system(chat.id, system)

@@ -108,6 +108,10 @@
         <translation>例如：你是一个乐于助人的助手，请用中文回答。</translation>
     </message>
     <message>
+        <source>From the folder: {prompt}</source>
+        <translation>沿用文件夹的：{prompt}</translation>
+    </message>
+    <message>
         <source>Drop the oldest turns (never the system prompt)</source>
         <translation>丢弃最早的轮次（保留系统提示）</translation>
     </message>
