@@ -1,6 +1,7 @@
 """Screenshots of the main window, in Chinese, light and dark, under a virtual X screen.
 
-    xvfb-run -a -s "-screen 0 1280x860x24" python docs/screenshots.py      (writes docs/*.png)
+    xvfb-run -a -s "-screen 0 1280x860x24" python docs/screenshots.py      (writes docs/main-window-zh-*.png)
+    xvfb-run -a -s "-screen 0 1280x860x24" python docs/screenshots.py --serve   (docs/serve-switch-zh.png)
 
 A real window on Qt's xcb platform, grabbed from the screen. The conversations are imported (a tiny
 demo model cannot write them) and sorted into two folders; the model loaded is a tiny-kit GGUF, so the
@@ -48,9 +49,12 @@ def main() -> int:
     from aurora_desktop.ui.style import apply_style
 
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
-    gguf = Path(sys.argv[1]) if len(sys.argv) > 1 else _tiny_gguf()
+    args = [a for a in sys.argv[1:] if a != "--serve"]
+    gguf = Path(args[0]) if args else _tiny_gguf()
     app = QApplication([])
     i18n.set_language("zh_CN")
+    if "--serve" in sys.argv:
+        return _serve_switch(app, gguf)
     for theme in ("light", "dark"):
         apply_style(app, dark=theme == "dark")
         with tempfile.TemporaryDirectory() as tmp:
@@ -79,19 +83,51 @@ def main() -> int:
             for _ in range(20):
                 app.processEvents()
             out = HERE / f"main-window-zh-{theme}.png"
-
-            def shoot(out=out, window=window) -> None:  # from the X screen, while the event loop runs
-                shot = app.primaryScreen().grabWindow(0).copy(0, 0, 1280, 860)
-                if shot.toImage().pixelColor(640, 430).lightness() == 0:  # nothing composited: grab the widget
-                    shot = window.grab()
-                shot.save(str(out))
-                app.quit()
-
-            QTimer.singleShot(800, shoot)
+            QTimer.singleShot(800, lambda: _shoot(app, window, out))
             app.exec()
             print(f"wrote {out}")
             window.close()
             store.close()
+    return 0
+
+
+def _shoot(app, window, out: Path, size=(1280, 860)) -> None:
+    """From the X screen, while the event loop runs (the widget itself where nothing was composited)."""
+    shot = app.primaryScreen().grabWindow(0).copy(0, 0, *size)
+    if shot.toImage().pixelColor(size[0] // 2, size[1] // 2).lightness() == 0:
+        shot = window.grab()
+    shot.save(str(out))
+    app.quit()
+
+
+def _serve_switch(app, gguf: Path) -> int:
+    """File → Serve to other programs switched on: the address and the Copy key button in the status bar."""
+    from PySide6.QtCore import QSettings, QTimer
+
+    from aurora_desktop.engine import EngineConfig
+    from aurora_desktop.store import Store
+    from aurora_desktop.ui.main_window import MainWindow
+    from aurora_desktop.ui.style import apply_style
+
+    apply_style(app, dark=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["XDG_CONFIG_HOME"] = tmp  # a throwaway API key, not the user's
+        store = Store(Path(tmp) / "chats.sqlite")
+        window = MainWindow(store, QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
+        window.resize(1180, 780)
+        window.move(0, 0)
+        window.show()
+        window.load_model(str(gguf), EngineConfig(n_ctx=1024, n_threads=2))
+        while window.engine is None:
+            app.processEvents()
+        window._action_keys["serve"].trigger()
+        out = HERE / "serve-switch-zh.png"
+        QTimer.singleShot(800, lambda: _shoot(app, window, out, (1180, 780)))
+        app.exec()
+        print(f"wrote {out}")
+        window.serve.stop()
+        window.close()
+        store.close()
     return 0
 
 

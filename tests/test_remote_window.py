@@ -19,6 +19,8 @@ pytest.importorskip("PySide6")
 import llama_cpp  # noqa: E402,F401  -- before Qt, as the app does
 
 import openai  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtGui import QGuiApplication  # noqa: E402
 from test_desktop import bare_window, dialogs, send, window  # noqa: E402,F401  -- the same window fixtures
 from test_serve import BIN, GREEDY, free_port, raw, ready  # noqa: E402
 
@@ -160,7 +162,11 @@ def test_the_window_serves_other_programs_while_it_chats(qtbot, window, config_h
     assert serve.isChecked() and w.serve.label.isVisible()
     key = (config_home / "Aurora" / "serve-api-key").read_text().strip()
     url = w.serve.server.url
-    assert url.startswith("http://127.0.0.1:") and url in w.serve.label.text() and key in w.serve.label.text()
+    assert url.startswith("http://127.0.0.1:") and url in w.serve.label.text()
+    assert key not in w.serve.label.text()  # not on the screen (a shared screen would show it) ...
+    assert w.serve.copy_key.isVisible()
+    qtbot.mouseClick(w.serve.copy_key, Qt.MouseButton.LeftButton)  # ... but one click from the clipboard
+    assert QGuiApplication.clipboard().text() == key and w.serve.copy_key.text() == "Copied"
     client = openai.OpenAI(base_url=url, api_key=key, max_retries=0)
     answers = []
     program = threading.Thread(target=lambda: answers.append(client.chat.completions.create(
@@ -176,6 +182,7 @@ def test_the_window_serves_other_programs_while_it_chats(qtbot, window, config_h
     port = w.serve.server.config.port
     serve.trigger()  # off: the port is closed
     assert not serve.isChecked() and w.serve.server is None and not w.serve.label.isVisible()
+    assert not w.serve.copy_key.isVisible()
     with pytest.raises(OSError):
         raw(port, "GET", "/v1/models")
 

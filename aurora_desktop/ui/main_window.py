@@ -134,8 +134,8 @@ class MainWindow(ModelsAndFiles, QMainWindow):
         self.load_progress.hide()
         self.serve = ServeSwitch(self)
         self.serve.failed.connect(lambda message: QMessageBox.warning(self, tr("Cannot serve"), message))
-        for widget in (self.model_label, self.ctx_label, self.speed_label, self.serve.label, self.undo_button,
-                       self.load_progress):
+        for widget in (self.model_label, self.ctx_label, self.speed_label, self.serve.label, self.serve.copy_key,
+                       self.undo_button, self.load_progress):
             self.statusBar().addPermanentWidget(widget)  # a temporary message would hide a normal one
 
     def _wire_session(self) -> None:

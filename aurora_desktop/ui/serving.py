@@ -1,20 +1,21 @@
 """The window's switch "Serve to other programs": aurora-serve's server on the model the window has loaded.
 
-Off by default and off again at every start. When on, the status bar shows the address and the API key (the same
-key as `aurora-serve`'s, in its 0600 file); the server listens on 127.0.0.1 only, with every one of aurora-serve's
-checks. The window and the programs share one engine: an answer waits while another is being written.
+Off by default and off again at every start. When on, the status bar shows the address and a button that copies
+the API key (the same key as `aurora-serve`'s, in its 0600 file; not shown, so a shared screen does not show it);
+the server listens on 127.0.0.1 only, with every one of aurora-serve's checks. The window and the programs share one engine: an answer waits while another is being written.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QLabel
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QLabel, QToolButton
 
 from aurora_core.errors import AuroraError
 
-from ..serve import BackgroundServer, ServeConfig, stored_key
+from ..serve import BackgroundServer, ServeConfig, key_file, stored_key
 from .i18n import tr
 
 DEFAULT_PORT = 8399
@@ -33,6 +34,9 @@ class ServeSwitch(QObject):
         self.label.setObjectName("serveLabel")
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.label.hide()
+        self.copy_key = QToolButton()
+        self.copy_key.clicked.connect(self._copy_key)
+        self.copy_key.hide()
 
     @property
     def wanted(self) -> bool:
@@ -78,7 +82,19 @@ class ServeSwitch(QObject):
         self.window._action_keys["serve"].setEnabled(engine is not None and not engine.remote)
         if self.server is None:
             self.label.hide()
+            self.copy_key.hide()
             return
-        self.label.setText(tr("Serving to other programs at {url} · key {key}").format(
-            url=self.server.url, key=self.server.config.api_key))
+        self.label.setText(tr("Serving to other programs at {url}").format(url=self.server.url))
+        self.label.setToolTip(tr("Programs send the API key with each request; it is kept in {path}").format(
+            path=key_file()))
+        self.copy_key.setText(tr("Copy key"))
+        self.copy_key.setToolTip(tr("Copy the API key that programs send with each request"))
         self.label.show()
+        self.copy_key.show()
+
+    def _copy_key(self) -> None:
+        if self.server is None:
+            return
+        QGuiApplication.clipboard().setText(self.server.config.api_key)
+        self.copy_key.setText(tr("Copied"))
+        QTimer.singleShot(2000, lambda: self.copy_key.setText(tr("Copy key")))

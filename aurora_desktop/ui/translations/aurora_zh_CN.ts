@@ -584,8 +584,24 @@
         <translation>无法提供服务</translation>
     </message>
     <message>
-        <source>Serving to other programs at {url} · key {key}</source>
-        <translation>正在为其他程序提供服务：{url} · 密钥 {key}</translation>
+        <source>Serving to other programs at {url}</source>
+        <translation>正在为其他程序提供服务：{url}</translation>
+    </message>
+    <message>
+        <source>Programs send the API key with each request; it is kept in {path}</source>
+        <translation>其他程序每次请求都要带上 API 密钥；密钥保存在 {path}</translation>
+    </message>
+    <message>
+        <source>Copy key</source>
+        <translation>复制密钥</translation>
+    </message>
+    <message>
+        <source>Copy the API key that programs send with each request</source>
+        <translation>复制其他程序每次请求时要带上的 API 密钥</translation>
+    </message>
+    <message>
+        <source>Copied</source>
+        <translation>已复制</translation>
     </message>
     <message>
         <source>Remote: {name} — your chats are sent there</source>
