@@ -369,7 +369,7 @@ def test_chinese_text_has_glyphs_in_the_window_font(qtbot):
 
 
 def test_every_interface_string_has_a_chinese_translation():
-    """Each tr("...") literal in the window's code has a translation in aurora_zh_CN.ts."""
+    """Each tr("...") or self.tr("...") literal in the window's code has a translation in aurora_zh_CN.ts."""
     import ast
     import xml.etree.ElementTree as ET
     from pathlib import Path
@@ -378,7 +378,8 @@ def test_every_interface_string_has_a_chinese_translation():
     ts = ET.parse(ui / "translations" / "aurora_zh_CN.ts").getroot()
     translated = {m.findtext("source"): m.findtext("translation") for m in ts.iter("message")}
     used = {n.args[0].value for p in ui.glob("*.py") for n in ast.walk(ast.parse(p.read_text()))
-            if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "tr" and n.args
+            if isinstance(n, ast.Call) and "tr" in (getattr(n.func, "id", None), getattr(n.func, "attr", None))
+            and n.args
             and isinstance(n.args[0], ast.Constant)}
     from aurora_desktop.model_fit import MIXTRAL_TYPES
     from aurora_desktop.ui.welcome import FIT_COLUMNS

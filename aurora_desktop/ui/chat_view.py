@@ -89,7 +89,7 @@ class MessageWidget(QFrame):
             return
         links = []
         for n, s in enumerate(sources, 1):
-            name = Path(s["path"]).name + (f", p. {s['page']}" if s.get("page") else "")
+            name = Path(s["path"]).name + (", " + self.tr("p. {page}").format(page=s["page"]) if s.get("page") else "")
             links.append(f'<a href="{html.escape(QUrl.fromLocalFile(s["path"]).toString())}">[{n}] '
                          f"{html.escape(name)}</a>")
         self.sources.setText(html.escape(self.tr("Sources:")) + " " + " · ".join(links))

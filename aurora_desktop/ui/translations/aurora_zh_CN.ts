@@ -736,6 +736,10 @@
         <translation>来源：</translation>
     </message>
     <message>
+        <source>p. {page}</source>
+        <translation>第 {page} 页</translation>
+    </message>
+    <message>
         <source>not a supported type</source>
         <translation>不支持的文件类型</translation>
     </message>
