@@ -2,6 +2,7 @@
 
     xvfb-run -a -s "-screen 0 1280x860x24" python docs/screenshots.py      (writes docs/main-window-zh-*.png)
     xvfb-run -a -s "-screen 0 1280x860x24" python docs/screenshots.py --serve   (docs/serve-switch-zh.png)
+    xvfb-run -a -s "-screen 0 1280x860x24" python docs/screenshots.py --kb      (docs/kb-answer-sources-zh.png)
 
 A real window on Qt's xcb platform, grabbed from the screen. The conversations are imported (a tiny
 demo model cannot write them) and sorted into two folders; the model loaded is a tiny-kit GGUF, so the
@@ -49,12 +50,14 @@ def main() -> int:
     from aurora_desktop.ui.style import apply_style
 
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
-    args = [a for a in sys.argv[1:] if a != "--serve"]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
     gguf = Path(args[0]) if args else _tiny_gguf()
     app = QApplication([])
     i18n.set_language("zh_CN")
     if "--serve" in sys.argv:
         return _serve_switch(app, gguf)
+    if "--kb" in sys.argv:
+        return _kb_answer(app, gguf)
     for theme in ("light", "dark"):
         apply_style(app, dark=theme == "dark")
         with tempfile.TemporaryDirectory() as tmp:
@@ -126,6 +129,57 @@ def _serve_switch(app, gguf: Path) -> int:
         app.exec()
         print(f"wrote {out}")
         window.serve.stop()
+        window.close()
+        store.close()
+    return 0
+
+
+def _kb_answer(app, gguf: Path) -> int:
+    """An answer from a knowledge base: a 3-page PDF written by Qt, indexed, and the sources under the answer."""
+    from PySide6.QtCore import QRect, QSettings, Qt, QTimer
+    from PySide6.QtGui import QFont, QPageSize, QPainter, QPdfWriter
+
+    from aurora_desktop.engine import EngineConfig
+    from aurora_desktop.kb.index import KnowledgeBase
+    from aurora_desktop.store import Store
+    from aurora_desktop.ui.main_window import MainWindow
+    from aurora_desktop.ui.style import apply_style
+
+    apply_style(app, dark=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["AURORA_KB_DIR"] = str(Path(tmp) / "kb")
+        pdf = Path(tmp) / "三页.pdf"
+        writer = QPdfWriter(str(pdf))
+        writer.setPageSize(QPageSize(QPageSize.PageSizeId.A5))
+        painter = QPainter(writer)
+        painter.setFont(QFont("Noto Sans CJK SC", 12))
+        for n, text in enumerate(["第一页：混合专家模型在每一层有八个专家，每个词元只用其中两个。",
+                                  "第二页：大熊猫主要吃竹子，也吃少量水果。", "第三页：长城始建于春秋战国时期。"]):
+            if n:
+                writer.newPage()
+            painter.drawText(QRect(40, 40, 1000, 1400), Qt.TextFlag.TextWordWrap, text)
+        painter.end()
+        kb = KnowledgeBase.open("资料")
+        kb.add([pdf])
+        kb.close()
+        store = Store(Path(tmp) / "chats.sqlite")
+        conv = store.create("", settings={"temperature": 0.0, "max_tokens": 24, "knowledge_base": "资料"})
+        window = MainWindow(store, QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
+        window.resize(1180, 780)
+        window.move(0, 0)
+        window.show()
+        window.load_model(str(gguf), EngineConfig(n_ctx=2048, n_threads=2))
+        while window.engine is None:
+            app.processEvents()
+        window.open_chat(conv)
+        window.composer.setPlainText("大熊猫吃什么？")
+        window.composer.submit()
+        while not store.branch(conv) or store.branch(conv)[-1].role != "assistant" or window.session.streaming:
+            app.processEvents()
+        out = HERE / "kb-answer-sources-zh.png"
+        QTimer.singleShot(800, lambda: _shoot(app, window, out, (1180, 780)))
+        app.exec()
+        print(f"wrote {out}")
         window.close()
         store.close()
     return 0
