@@ -298,25 +298,30 @@ def test_fsdp_across_two_machines_loads_once(fsdp_run, tmp_path):
 def test_fsdp_ranks_dequantize_with_rank_0s_constants(tiny_base, tmp_path):
     """A rank whose bitsandbytes computed other quantization constants (here: rank 1's absmax altered after
     loading, as a machine that rounds differently would) gets rank 0's with the weights, so every rank
-    dequantizes the same base."""
+    dequantizes the same base. A rank with other LoRA settings than rank 0's stops with one line."""
     script = tmp_path / "probe.py"
     script.write_text(
         "import sys, torch, torch.distributed as dist\n"
         "from accelerate import Accelerator\n"
         "import bitsandbytes as bnb\n"
         "from aurora_training import fsdp\n"
-        "from aurora_training.config import TrainConfig\n"
+        "from aurora_training.config import ConfigError, TrainConfig\n"
         "from aurora_training.qlora import load_model\n"
         f"cfg = TrainConfig(base={str(tiny_base)!r}, data='-', fsdp=True)\n"
         "acc = Accelerator(cpu=True)\n"
         "def load():\n"
-        "    model = load_model(cfg, 'cpu')\n"
+        "    other = len(sys.argv) > 1 and dist.get_rank() == 1  # LoRA on q_proj alone\n"
+        "    model = load_model(TrainConfig(**{**vars(cfg), 'target_modules': ['q_proj']}) if other else cfg, 'cpu')\n"
         "    if dist.get_rank() == 1:\n"
         "        for m in model.modules():\n"
         "            if isinstance(m, bnb.nn.Linear4bit):\n"
         "                m.quant_state.absmax.add_(1)\n"
         "    return model\n"
-        "model = fsdp.load_sharded(acc, load, cfg)\n"
+        "try:\n"
+        "    model = fsdp.load_sharded(acc, load, cfg)\n"
+        "except ConfigError as exc:\n"
+        "    print(exc, file=sys.stderr, flush=True)\n"
+        "    sys.exit(2)\n"
         "mine = torch.cat([m.quant_state.absmax.float().flatten() for m in model.modules()\n"
         "                  if isinstance(m, bnb.nn.Linear4bit)])\n"
         "both = [torch.zeros_like(mine) for _ in range(2)]\n"
@@ -332,6 +337,12 @@ def test_fsdp_ranks_dequantize_with_rank_0s_constants(tiny_base, tmp_path):
                             timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == ["True", "True"]
+    other = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                            "--master_port", str(free_port()), str(script), "other-lora"], capture_output=True,
+                           text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert other.returncode != 0
+    assert "fsdp: rank 1 holds other weights than rank 0 (first difference: ['self_attn.k_proj.weight'" \
+        in other.stderr, other.stderr[-2000:]  # rank 0's LoRA wraps k_proj (k_proj.base_layer.weight)
 
 
 def test_a_run_folder_that_machines_do_not_share_is_one_line(tmp_path):

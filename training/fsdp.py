@@ -80,11 +80,11 @@ def quant_storage(cfg):
 @contextmanager
 def loading_from_rank0():
     """transformers' own FSDP loading while `from_pretrained` runs (the switches accelerate's FSDP plugin sets): on
-    a GPU each weight is quantized there and moved to host RAM one at a time, on local rank 0 only; the other ranks
+    a GPU each weight is quantized there and moved to host RAM one at a time, on rank 0 only; the other ranks
     quantize too (so they hold the same quantization state) but keep the weights on the meta device, also the
-    first process on each other machine. Without it
-    bitsandbytes puts the whole 4-bit base on each process's GPU (transformers' `update_device_map`): about
-    24 GiB for Mixtral-8x7B, more than a 24 GB card has before anything is sharded."""
+    first process on each other machine. Without it bitsandbytes puts the whole 4-bit base on each process's GPU
+    (transformers' `update_device_map`): about 24 GiB for Mixtral-8x7B, more than a 24 GB card has before anything
+    is sharded."""
     # transformers loads on LOCAL_RANK 0, one process per machine; the weights come from global rank 0 alone, so on
     # the other machines no process loads them either
     local = "0" if int(os.environ.get("RANK", "0")) == 0 else str(max(1, int(os.environ.get("LOCAL_RANK", "1"))))
@@ -140,9 +140,8 @@ def wrap(model, cfg, mesh, device) -> int:
     a unit (FSDP1's flat parameters needed them apart). Aurora shards the model itself rather than through
     accelerate's FSDP plugin, which accelerate enables on GPUs only: the path the CPU test runs is the path GPUs
     run. Returns the bytes received from rank 0."""
-    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
-
     import torch
+    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
 
     # pinned host memory speeds the copies to the GPU; without CUDA there is nothing to pin for
     offload = CPUOffloadPolicy(pin_memory=torch.cuda.is_available()) if cfg.fsdp_offload else OffloadPolicy()
@@ -176,8 +175,9 @@ def _from_rank0(module, device) -> int:
     plan = [sent if rank0 else None]
     dist.broadcast_object_list(plan, src=0)
     if [n for n, _, _ in plan[0]] != [n for n, _, _ in sent]:
-        raise RuntimeError(f"fsdp: rank {dist.get_rank()} holds other weights than rank 0 (first: {sent[:1]} vs "
-                           f"{plan[0][:1]}); every process must load the same base and LoRA settings")
+        mine = next((a for a, b in zip(sent, plan[0]) if a[0] != b[0]), sent[len(plan[0]):][:1])
+        raise ConfigError(f"fsdp: rank {dist.get_rank()} holds other weights than rank 0 (first difference: {mine}); "
+                          "every process must load the same base with the same LoRA settings")
     received = 0
     for (_, owner, key, param), (_, shape, dtype) in zip(params, plan[0]):
         if rank0:
