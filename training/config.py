@@ -94,7 +94,8 @@ class TrainConfig:
     """Shard the (4-bit) base over the processes with PyTorch FSDP instead of one whole copy each (DDP): run under
     `accelerate launch --config_file packaging/accelerate/fsdp-qlora.yaml` or torchrun, 2+ processes."""
     fsdp_wrap: str = "decoder_layer"
-    """What FSDP shards as one unit: decoder_layer (MixtralDecoderLayer) or moe_block (MixtralSparseMoeBlock)."""
+    """What FSDP shards as one unit: decoder_layer (MixtralDecoderLayer, the default: less memory, as measured) or
+    moe_block (MixtralSparseMoeBlock; the attention then stays whole on every GPU through each step)."""
     fsdp_offload: bool = False
     """Keep the sharded parameters in CPU memory between uses (less GPU memory, more host RAM and time)."""
 
