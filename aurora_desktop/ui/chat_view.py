@@ -146,4 +146,4 @@ class ChatView(QScrollArea):
         self.follow = value >= self.verticalScrollBar().maximum() - 4
 
     def scroll_to_bottom(self) -> None:
-        QTimer.singleShot(0, lambda: self.verticalScrollBar().setValue(self.verticalScrollBar().maximum()))
+        QTimer.singleShot(0, self, lambda: self.verticalScrollBar().setValue(self.verticalScrollBar().maximum()))

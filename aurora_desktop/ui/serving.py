@@ -2,7 +2,8 @@
 
 Off by default and off again at every start. When on, the status bar shows the address and a button that copies
 the API key (the same key as `aurora-serve`'s, in its 0600 file; not shown, so a shared screen does not show it);
-the server listens on 127.0.0.1 only, with every one of aurora-serve's checks. The window and the programs share one engine: an answer waits while another is being written.
+the server listens on 127.0.0.1 only, with every one of aurora-serve's checks. The window and the programs share
+one engine: an answer waits while another is being written.
 """
 
 from __future__ import annotations
@@ -97,4 +98,4 @@ class ServeSwitch(QObject):
             return
         QGuiApplication.clipboard().setText(self.server.config.api_key)
         self.copy_key.setText(tr("Copied"))
-        QTimer.singleShot(2000, lambda: self.copy_key.setText(tr("Copy key")))
+        QTimer.singleShot(2000, self.copy_key, lambda: self.copy_key.setText(tr("Copy key")))  # not after it is gone

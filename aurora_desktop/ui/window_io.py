@@ -200,7 +200,7 @@ class ModelsAndFiles:
         self.sidebar.refresh(self.conv_id)
         self.undo_button.show()
         self.statusBar().showMessage(tr("Chat deleted."), int(UNDO_S * 1000))
-        QTimer.singleShot(int(UNDO_S * 1000) + 100, self.purge_deleted)  # it also hides the undo button
+        QTimer.singleShot(int(UNDO_S * 1000) + 100, self, self.purge_deleted)  # it also hides the undo button
 
     def purge_deleted(self, everything: bool = False) -> None:
         """Chats deleted longer ago than the undo window (or all, when closing) leave the disk for good."""
