@@ -40,13 +40,10 @@ OTHER = [("长城的历史", "长城是什么时候修建的？", "长城始建�
 
 
 def main() -> int:
-    from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from aurora_desktop.engine import EngineConfig
     from aurora_desktop.store import Store
     from aurora_desktop.ui import i18n
-    from aurora_desktop.ui.main_window import MainWindow
     from aurora_desktop.ui.style import apply_style
 
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
@@ -71,13 +68,7 @@ def main() -> int:
             store.move(code, study)
             store.move(chats["翻译一句话"], study)
             store.move(chats["周末去哪儿玩"], life)
-            window = MainWindow(store, QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
-            window.resize(1280, 860)
-            window.move(0, 0)
-            window.show()
-            window.load_model(str(gguf), EngineConfig(n_ctx=4096, n_threads=2))
-            while window.engine is None:
-                app.processEvents()
+            window = _window(app, store, Path(tmp), gguf, (1280, 860), n_ctx=4096)
             window.sidebar.show_folder(study)
             window.sidebar.folder_view.setCurrentIndex(window.sidebar.folder_model.index(
                 window.sidebar.folder_model.row_of(study), 0))
@@ -85,49 +76,58 @@ def main() -> int:
             window.composer.setPlainText("再写一个递归版本，并解释它的缺点。")
             for _ in range(20):
                 app.processEvents()
-            out = HERE / f"main-window-zh-{theme}.png"
-            QTimer.singleShot(800, lambda: _shoot(app, window, out))
-            app.exec()
-            print(f"wrote {out}")
+            _shoot_later(app, window, HERE / f"main-window-zh-{theme}.png", (1280, 860))
             window.close()
             store.close()
     return 0
 
 
-def _shoot(app, window, out: Path, size=(1280, 860)) -> None:
-    """From the X screen, while the event loop runs (the widget itself where nothing was composited)."""
-    shot = app.primaryScreen().grabWindow(0).copy(0, 0, *size)
-    if shot.toImage().pixelColor(size[0] // 2, size[1] // 2).lightness() == 0:
-        shot = window.grab()
-    shot.save(str(out))
-    app.quit()
+def _window(app, store, tmp: Path, gguf: Path, size: tuple[int, int], n_ctx: int):
+    """The real window at the screen's top left with the model loaded (waits for the loader thread)."""
+    from PySide6.QtCore import QSettings
+
+    from aurora_desktop.engine import EngineConfig
+    from aurora_desktop.ui.main_window import MainWindow
+
+    window = MainWindow(store, QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat))
+    window.resize(*size)
+    window.move(0, 0)
+    window.show()
+    window.load_model(str(gguf), EngineConfig(n_ctx=n_ctx, n_threads=2))
+    while window.engine is None:
+        app.processEvents()
+    return window
+
+
+def _shoot_later(app, window, out: Path, size: tuple[int, int]) -> None:
+    """Run the event loop until the window has settled, then grab it from the X screen (the widget itself where
+    nothing was composited) into `out`."""
+    from PySide6.QtCore import QTimer
+
+    def shoot() -> None:
+        shot = app.primaryScreen().grabWindow(0).copy(0, 0, *size)
+        if shot.toImage().pixelColor(size[0] // 2, size[1] // 2).lightness() == 0:
+            shot = window.grab()
+        shot.save(str(out))
+        app.quit()
+
+    QTimer.singleShot(800, shoot)
+    app.exec()
+    print(f"wrote {out}")
 
 
 def _serve_switch(app, gguf: Path) -> int:
     """File → Serve to other programs switched on: the address and the Copy key button in the status bar."""
-    from PySide6.QtCore import QSettings, QTimer
-
-    from aurora_desktop.engine import EngineConfig
     from aurora_desktop.store import Store
-    from aurora_desktop.ui.main_window import MainWindow
     from aurora_desktop.ui.style import apply_style
 
     apply_style(app, dark=False)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["XDG_CONFIG_HOME"] = tmp  # a throwaway API key, not the user's
         store = Store(Path(tmp) / "chats.sqlite")
-        window = MainWindow(store, QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
-        window.resize(1180, 780)
-        window.move(0, 0)
-        window.show()
-        window.load_model(str(gguf), EngineConfig(n_ctx=1024, n_threads=2))
-        while window.engine is None:
-            app.processEvents()
+        window = _window(app, store, Path(tmp), gguf, (1180, 780), n_ctx=1024)
         window._action_keys["serve"].trigger()
-        out = HERE / "serve-switch-zh.png"
-        QTimer.singleShot(800, lambda: _shoot(app, window, out, (1180, 780)))
-        app.exec()
-        print(f"wrote {out}")
+        _shoot_later(app, window, HERE / "serve-switch-zh.png", (1180, 780))
         window.serve.stop()
         window.close()
         store.close()
@@ -136,13 +136,11 @@ def _serve_switch(app, gguf: Path) -> int:
 
 def _kb_answer(app, gguf: Path) -> int:
     """An answer from a knowledge base: a 3-page PDF written by Qt, indexed, and the sources under the answer."""
-    from PySide6.QtCore import QRect, QSettings, Qt, QTimer
+    from PySide6.QtCore import QRect, Qt
     from PySide6.QtGui import QFont, QPageSize, QPainter, QPdfWriter
 
-    from aurora_desktop.engine import EngineConfig
     from aurora_desktop.kb.index import KnowledgeBase
     from aurora_desktop.store import Store
-    from aurora_desktop.ui.main_window import MainWindow
     from aurora_desktop.ui.style import apply_style
 
     apply_style(app, dark=False)
@@ -164,22 +162,13 @@ def _kb_answer(app, gguf: Path) -> int:
         kb.close()
         store = Store(Path(tmp) / "chats.sqlite")
         conv = store.create("", settings={"temperature": 0.0, "max_tokens": 24, "knowledge_base": "资料"})
-        window = MainWindow(store, QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
-        window.resize(1180, 780)
-        window.move(0, 0)
-        window.show()
-        window.load_model(str(gguf), EngineConfig(n_ctx=2048, n_threads=2))
-        while window.engine is None:
-            app.processEvents()
+        window = _window(app, store, Path(tmp), gguf, (1180, 780), n_ctx=2048)
         window.open_chat(conv)
         window.composer.setPlainText("大熊猫吃什么？")
         window.composer.submit()
         while not store.branch(conv) or store.branch(conv)[-1].role != "assistant" or window.session.streaming:
             app.processEvents()
-        out = HERE / "kb-answer-sources-zh.png"
-        QTimer.singleShot(800, lambda: _shoot(app, window, out, (1180, 780)))
-        app.exec()
-        print(f"wrote {out}")
+        _shoot_later(app, window, HERE / "kb-answer-sources-zh.png", (1180, 780))
         window.close()
         store.close()
     return 0
