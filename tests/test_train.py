@@ -361,7 +361,11 @@ def test_a_run_folder_that_machines_do_not_share_is_one_line(tmp_path):
         "    said = 'shared'\n"
         "except ConfigError as exc:\n"
         "    said = str(exc)\n"
-        f"(Path({str(tmp_path)!r}) / f'said{{rank}}.txt').write_text(said)\n")
+        f"(Path({str(tmp_path)!r}) / f'said{{rank}}.txt').write_text(said)\n"
+        "import torch.distributed as dist\n"
+        "if dist.is_initialized():  # shared: the group is still up (on the error it was closed)\n"
+        "    dist.barrier()\n"
+        "    dist.destroy_process_group()\n")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     for extra, expect in (([], "is not the same folder on every machine (rank 1 on"), (["same"], "shared")):
         result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",

@@ -208,6 +208,7 @@ def shared_folder(out: Path) -> None:
         probe.unlink()
     for rank, host in enumerate(blind):
         if host is not None:
+            dist.destroy_process_group()  # before the error ends the process (else gloo's threads can outlive it)
             raise ConfigError(f"out: {out} is not the same folder on every machine (rank {rank} on {host} does not "
                               "see rank 0's files); put the run folder on a file system every machine mounts at the "
                               "same path (NFS or a cluster file system)")
