@@ -155,11 +155,7 @@ def test_ddp_two_cpu_processes(tiny_base, train_data, tmp_path):
     """
     cfg = write_config(tmp_path / "cfg.yaml", **quick(tiny_base, train_data, tmp_path / "ddp", max_steps=6,
                                                       load_in_4bit=False, optimizer="adamw"))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-                             "--master_port", str(free_port()),
-                             str(BIN / "aurora-train"), "run", str(cfg), "--no-progress"],
-                            capture_output=True, text=True, timeout=600, env=env)
+    result = torchrun(["run", cfg], timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]  # one writer, not two
@@ -173,15 +169,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(argv: list, start_new_session: bool = False, **kw):
-    """`aurora-train ARGV` in 2 processes over gloo on this machine's CPUs (a free rendezvous port)."""
+def two_processes(program, *args, start_new_session: bool = False, timeout: float = 900):
+    """PROGRAM ARGS under torchrun in 2 processes over gloo on this machine's CPUs (a free rendezvous port)."""
     cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
-           str(free_port()), str(BIN / "aurora-train"), *map(str, argv), "--no-progress"]
+           str(free_port()), str(program), *map(str, args)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if start_new_session:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, **kw)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def torchrun(argv: list, start_new_session: bool = False, timeout: float = 900):
+    """`aurora-train ARGV` in 2 processes over gloo on this machine's CPUs."""
+    return two_processes(BIN / "aurora-train", *argv, "--no-progress", start_new_session=start_new_session,
+                         timeout=timeout)
 
 
 def loads(stderr: str) -> dict[int, tuple[float, float]]:
@@ -332,14 +334,10 @@ def test_fsdp_ranks_dequantize_with_rank_0s_constants(tiny_base, tmp_path):
         "import gc; gc.collect()  # FSDP's modules hold the process group: gone before it is\n"
         "dist.barrier()\n"
         "dist.destroy_process_group()\n")
-    result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-                             "--master_port", str(free_port()), str(script)], capture_output=True, text=True,
-                            timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    result = two_processes(script, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == ["True", "True"]
-    other = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-                            "--master_port", str(free_port()), str(script), "other-lora"], capture_output=True,
-                           text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    other = two_processes(script, "other-lora", timeout=300)
     assert other.returncode != 0
     assert "fsdp: rank 1 holds other weights than rank 0 (first difference: ['self_attn.k_proj.weight'" \
         in other.stderr, other.stderr[-2000:]  # rank 0's LoRA wraps k_proj (k_proj.base_layer.weight)
@@ -366,11 +364,8 @@ def test_a_run_folder_that_machines_do_not_share_is_one_line(tmp_path):
         "if dist.is_initialized():  # shared: the group is still up (on the error it was closed)\n"
         "    dist.barrier()\n"
         "    dist.destroy_process_group()\n")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     for extra, expect in (([], "is not the same folder on every machine (rank 1 on"), (["same"], "shared")):
-        result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-                                 "--master_port", str(free_port()), str(script), *extra],
-                                capture_output=True, text=True, timeout=300, env=env)
+        result = two_processes(script, *extra, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         said = [(tmp_path / f"said{r}.txt").read_text() for r in (0, 1)]
         assert all(expect in line and "\n" not in line for line in said), said
@@ -495,10 +490,8 @@ def test_fsdp_set_up_mistakes_are_one_line_before_any_model(tiny_base, train_dat
 @pytest.mark.slow
 def test_qlora_gpu_bench_ddp_and_fsdp_side_by_side_on_two_cpu_processes():
     path = Path(__file__).resolve().parents[1] / "bench" / "qlora_gpu.py"
-    result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-                             "--master_port", str(free_port()), str(path), "--distributed", "--device", "cpu", "--small",
-                             "--steps", "2", "--seq", "64"], capture_output=True, text=True, timeout=600,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    result = two_processes(path, "--distributed", "--device", "cpu", "--small", "--steps", "2", "--seq", "64",
+                           timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| DDP")
             or line.startswith("| FSDP")}
