@@ -89,13 +89,14 @@ def per_gpu(cfg: TrainConfig, gpus: int = 1, fsdp: bool = False, offload: bool =
     # bitsandbytes keeps a 4-bit weight's constants (absmax, nested absmax) on its module, not in the parameter that
     # FSDP shards: every GPU holds all of them, offload or not
     shapes = module_shapes(s)
-    packed = sum(i * o * n for i, o, n in shapes.values()) * 0.5 if cfg.load_in_4bit else weights
+    quantized = sum(i * o * n for i, o, n in shapes.values())
+    packed = quantized * 0.5 if cfg.load_in_4bit else weights
     constants = weights - packed
     sharded = (packed + other + lora_bytes) / gpus
     # gathered during a step: the root's weights stay whole from the forward into the backward (FSDP2's default for
     # the root), each unit's only while it runs, plus the next one prefetched
     attention = sum(i * o * n for m, (i, o, n) in shapes.items() if m in ATTENTION_MODULES)
-    share = attention / sum(i * o * n for i, o, n in shapes.values())  # of the 4-bit weights (and of LoRA, roughly)
+    share = attention / quantized  # of the 4-bit weights (and of LoRA, roughly)
     lora_whole = lora_bytes / 16 * 8  # a unit's LoRA weights and gradients gather whole; AdamW's state stays sharded
     unit = (packed + lora_whole) / s.num_layers
     if cfg.fsdp_wrap == "moe_block":  # attention is the root's
